@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   build-essential pkg-config
-  libdpdk-dev dpdk libpcap-dev libsystemd-dev   # DPDK 22.11 (dataplane, baselines)
+  libdpdk-dev dpdk dpdk-dev dpdk-doc            # DPDK 22.11; testpmd and l3fwd sources for fwd-bench
+  libpcap-dev libsystemd-dev tshark
   libclang-dev libclang-common-14-dev           # bindgen for dataplane/dpdk-sys
   protobuf-compiler                             # tonic protos (mgmt)
+  iproute2 python3                              # network-namespace tests
   nodejs npm                                    # contracts toolchain (when node is absent)
 )
 

@@ -29,6 +29,9 @@ fn main() {
     for lib in &dpdk.libs {
         println!("cargo:rustc-link-lib=dylib={lib}");
     }
+    // rte_vdev_init (hot-plugging virtual devices) lives in a driver library that
+    // pkg-config does not list.
+    println!("cargo:rustc-link-lib=dylib=rte_bus_vdev");
 
     let bindings = bindgen::Builder::default()
         .header("wrapper.h")

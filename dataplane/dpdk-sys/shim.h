@@ -29,4 +29,6 @@ char *shim_rte_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int shim_rte_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 void shim_rte_prefetch0(const void *p);
 unsigned shim_rte_mempool_avail_count(const struct rte_mempool *mp);
+/* RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP: macro expressions bindgen cannot evaluate. */
+uint64_t shim_rss_ip_udp(void);
 #endif

@@ -85,7 +85,7 @@ impl Decap {
 }
 
 /// A prebuilt outer header set for one tunnel next hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UdpTunnel {
     pub eth_src: MacAddr,
     pub eth_dst: MacAddr,

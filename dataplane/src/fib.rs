@@ -1,0 +1,244 @@
+//! The forwarding table the management plane drives while the workers run.
+//!
+//! Routes map a prefix to a [`NextHop`]. Next hops are interned: each distinct one
+//! gets a small id, and the LPM maps prefixes to ids. The single writer ([`Fib`])
+//! publishes a new next-hop table through `arc_swap` before any route refers to a
+//! new id, and withdraws an id only after no route refers to it; workers
+//! ([`FibReader`]) read both without locks and report a quiescent state once per
+//! loop, which lets the LPM reclaim old nodes.
+//!
+//! A freed id is reused only after a grace period (every reader has passed a
+//! quiescent state since the free: [`lpm::Lpm::synchronize`]), so a burst that
+//! looked an old route up never finds another route's next hop under its id.
+
+use crate::pipeline::MAX_BURST;
+use arc_swap::ArcSwap;
+use chainroute_lpm as lpm;
+use chainroute_wire::tunnel::UdpTunnel;
+use chainroute_wire::{Address, MacAddr, Prefix};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The id the bulk lookup gives when no route matches.
+pub const NO_ROUTE: u32 = u32::MAX;
+
+/// Where a route sends packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NextHop {
+    /// A host or router on a local port, as a native W3IP frame to `mac`.
+    Local { port: u16, mac: MacAddr },
+    /// A peer router (or a host behind NAT) through the UDP tunnel.
+    Tunnel { port: u16, tunnel: UdpTunnel },
+    /// Drop and count.
+    Blackhole,
+}
+
+/// The writer: owned by the management plane (one at a time).
+pub struct Fib {
+    table: lpm::Lpm,
+    hops: Arc<ArcSwap<Vec<Option<NextHop>>>>,
+    /// Bumped after each next-hop table store, so readers refresh their snapshot
+    /// only when it changed (an Arc clone per burst would bounce its count
+    /// between cores).
+    version: Arc<AtomicU64>,
+    ids: HashMap<NextHop, (u32, u32)>, // next hop -> (id, routes using it)
+    routes: HashMap<Prefix, NextHop>,
+    free: Vec<u32>,
+    /// Ids freed since the last grace period; reusable after the next one.
+    quarantine: Vec<u32>,
+}
+
+/// Freed ids wait for this many before one grace period recycles them all.
+const QUARANTINE_BATCH: usize = 64;
+
+/// A worker's read handle.
+pub struct FibReader {
+    reader: lpm::Reader,
+    found: [Option<u32>; MAX_BURST],
+    hops: Arc<ArcSwap<Vec<Option<NextHop>>>>,
+    version: Arc<AtomicU64>,
+    seen: u64,
+    snapshot: Arc<Vec<Option<NextHop>>>,
+}
+
+impl Default for Fib {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fib {
+    pub fn new() -> Fib {
+        Fib {
+            table: lpm::Lpm::new(),
+            hops: Arc::new(ArcSwap::from_pointee(Vec::new())),
+            version: Arc::new(AtomicU64::new(0)),
+            ids: HashMap::new(),
+            routes: HashMap::new(),
+            free: Vec::new(),
+            quarantine: Vec::new(),
+        }
+    }
+
+    /// A read handle for one worker thread (at most 64 exist at once).
+    pub fn reader(&self) -> Result<FibReader, lpm::Error> {
+        let hops = self.hops.clone();
+        let version = self.version.clone();
+        let seen = version.load(Ordering::Acquire);
+        let snapshot = hops.load_full();
+        Ok(FibReader { reader: self.table.reader()?, found: [None; MAX_BURST], hops, version, seen, snapshot })
+    }
+
+    /// Adds or replaces the route for `prefix`; returns the next hop it replaced.
+    pub fn insert(&mut self, prefix: Prefix, hop: NextHop) -> Option<NextHop> {
+        if self.routes.get(&prefix) == Some(&hop) {
+            return Some(hop);
+        }
+        let id = self.intern(hop);
+        self.table.insert(prefix, id);
+        let old = self.routes.insert(prefix, hop);
+        if let Some(old) = old {
+            self.release(old);
+        }
+        old
+    }
+
+    /// Removes the route for exactly `prefix`.
+    pub fn remove(&mut self, prefix: &Prefix) -> Option<NextHop> {
+        let old = self.routes.remove(prefix)?;
+        self.table.remove(prefix);
+        self.release(old);
+        Some(old)
+    }
+
+    /// The route for exactly `prefix`.
+    pub fn get(&self, prefix: &Prefix) -> Option<NextHop> {
+        self.routes.get(prefix).copied()
+    }
+
+    /// Every route (in no particular order).
+    pub fn routes(&self) -> impl Iterator<Item = (&Prefix, &NextHop)> {
+        self.routes.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Longest-prefix match from the writer's side (for the API's LookupRoute).
+    pub fn lookup(&self, addr: &Address) -> Option<(Prefix, NextHop)> {
+        self.table.lookup(addr)?;
+        // The LPM gives the id; the matching prefix is the longest route containing addr.
+        (0..=256u16).rev().find_map(|len| {
+            let p = Prefix::truncating(*addr, len);
+            self.routes.get(&p).map(|h| (p, *h))
+        })
+    }
+
+    fn intern(&mut self, hop: NextHop) -> u32 {
+        if let Some((id, users)) = self.ids.get_mut(&hop) {
+            *users += 1;
+            return *id;
+        }
+        self.reclaim();
+        let mut table: Vec<Option<NextHop>> = self.hops.load().as_ref().clone();
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                table.push(None);
+                (table.len() - 1) as u32
+            }
+        };
+        table[id as usize] = Some(hop);
+        // Published before any route refers to the id.
+        self.publish(table);
+        self.ids.insert(hop, (id, 1));
+        id
+    }
+
+    fn release(&mut self, hop: NextHop) {
+        let Some((id, users)) = self.ids.get_mut(&hop) else { return };
+        *users -= 1;
+        if *users > 0 {
+            return;
+        }
+        let id = *id;
+        self.ids.remove(&hop);
+        let mut table: Vec<Option<NextHop>> = self.hops.load().as_ref().clone();
+        table[id as usize] = None;
+        self.publish(table);
+        self.quarantine.push(id);
+    }
+
+    fn publish(&mut self, table: Vec<Option<NextHop>>) {
+        self.hops.store(Arc::new(table));
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Once enough ids wait, waits one grace period (workers pass a quiescent state
+    /// every loop: microseconds) and makes them reusable. Until then the table grows.
+    fn reclaim(&mut self) {
+        if self.free.is_empty() && self.quarantine.len() >= QUARANTINE_BATCH {
+            self.table.synchronize();
+            self.free.append(&mut self.quarantine);
+        }
+    }
+}
+
+impl FibReader {
+    /// Looks every key up; `out[i]` is a next-hop id or [`NO_ROUTE`]. Also takes the
+    /// newest next-hop table for this burst.
+    #[inline]
+    pub fn lookup_bulk(&mut self, keys: &[Address], out: &mut [u32]) {
+        let v = self.version.load(Ordering::Acquire);
+        if v != self.seen {
+            self.refresh(v);
+        }
+        let n = keys.len();
+        self.reader.lookup_bulk(keys, &mut self.found[..n]);
+        for (o, f) in out[..n].iter_mut().zip(&self.found[..n]) {
+            *o = f.unwrap_or(NO_ROUTE);
+        }
+    }
+
+    /// The next hop an id names. A route inserted after this burst's snapshot may
+    /// name an id the snapshot lacks: the writer stored the table before the route,
+    /// so one refresh finds it.
+    #[inline]
+    pub fn next_hop(&mut self, id: u32) -> Option<NextHop> {
+        if id == NO_ROUTE {
+            return None;
+        }
+        if let Some(Some(hop)) = self.snapshot.get(id as usize) {
+            return Some(*hop);
+        }
+        let v = self.version.load(Ordering::Acquire);
+        if v != self.seen {
+            self.refresh(v);
+            return self.snapshot.get(id as usize).copied().flatten();
+        }
+        None
+    }
+
+    #[cold]
+    fn refresh(&mut self, version: u64) {
+        self.snapshot = self.hops.load_full();
+        self.seen = version;
+    }
+
+    /// Reports a quiescent state: this reader holds no reference into the tables.
+    #[inline]
+    pub fn quiescent(&self) {
+        self.reader.quiescent();
+    }
+
+    /// This reader stops reading (its thread exits): it no longer holds back reclamation.
+    pub fn offline(&self) {
+        self.reader.offline();
+    }
+}
