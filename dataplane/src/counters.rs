@@ -44,6 +44,8 @@ pub enum DropReason {
     SpoofedSource,
     /// An AUTH or BIND signature that does not verify, or a weak/malformed key.
     BadSignature,
+    /// The signing key is not authorised (or no longer) for the wallet.
+    Unauthorised,
     /// A BIND that is stale, replayed, expired, unauthorised or outside our prefixes.
     BindRejected,
     /// Shed before verification: the source's signature budget for this burst was spent.
@@ -53,7 +55,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::NotW3ip,
         DropReason::OtherHost,
         DropReason::Truncated,
@@ -70,6 +72,7 @@ impl DropReason {
         DropReason::TxFull,
         DropReason::SpoofedSource,
         DropReason::BadSignature,
+        DropReason::Unauthorised,
         DropReason::BindRejected,
         DropReason::SignatureShed,
         DropReason::UnknownWallet,
@@ -95,6 +98,7 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::SpoofedSource => "spoofed_source",
             DropReason::BadSignature => "bad_signature",
+            DropReason::Unauthorised => "unauthorised_key",
             DropReason::BindRejected => "bind_rejected",
             DropReason::SignatureShed => "signature_shed",
             DropReason::UnknownWallet => "unknown_wallet",
@@ -137,6 +141,8 @@ pub struct CoreCounters {
     /// Signatures verified (single or in batches) and batches run.
     pub verified: AtomicU64,
     pub batches: AtomicU64,
+    /// BINDs verified and handed to the binding table.
+    pub binds_accepted: AtomicU64,
 }
 
 impl Default for CoreCounters {
@@ -148,6 +154,7 @@ impl Default for CoreCounters {
             busy_loops: AtomicU64::new(0),
             verified: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            binds_accepted: AtomicU64::new(0),
         }
     }
 }
@@ -194,6 +201,7 @@ pub struct CounterSnapshot {
     pub busy_loops: u64,
     pub verified: u64,
     pub batches: u64,
+    pub binds_accepted: u64,
 }
 
 impl CounterSnapshot {
@@ -211,6 +219,7 @@ impl CounterSnapshot {
         self.busy_loops += c.busy_loops.load(Relaxed);
         self.verified += c.verified.load(Relaxed);
         self.batches += c.batches.load(Relaxed);
+        self.binds_accepted += c.binds_accepted.load(Relaxed);
     }
 
     pub fn drops_of(&self, r: DropReason) -> u64 {

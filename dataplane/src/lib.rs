@@ -8,12 +8,17 @@
 
 pub mod counters;
 pub mod fib;
+#[cfg(feature = "dpdk")]
 pub mod io;
 pub mod pcap;
 pub mod pipeline;
+#[cfg(feature = "dpdk")]
 pub mod runtime;
+pub mod security;
 
 pub use counters::{CoreCounters, CounterSnapshot, DropReason};
 pub use fib::{Fib, FibReader, NextHop, NO_ROUTE};
 pub use pipeline::{FrameBuf, Pipeline, PortInfo, Verdict, VecFrame};
+pub use security::{Binding, Ingress, PeerKey, Security, SecurityConfig, SecurityReader};
+#[cfg(feature = "dpdk")]
 pub use runtime::{Dataplane, DataplaneConfig, PortConfig, PortStatus, StartError};

@@ -10,6 +10,9 @@
 
 use crate::counters::{bump, CoreCounters, DropReason, MAX_PORTS};
 use crate::fib::{FibReader, NextHop, NO_ROUTE};
+use crate::security::{Binding, Ingress, SecurityReader};
+use chainroute_crypto::Outcome;
+use chainroute_wire::ext::{next_header, AuthHeader, BindHeader, Extensions};
 use chainroute_wire::tunnel::{emit_native, Decap, UdpTunnel};
 use chainroute_wire::{ethernet, w3ip, Address, MacAddr};
 
@@ -74,6 +77,8 @@ pub enum Verdict {
     /// Send on this port.
     Tx(u16),
     Drop(DropReason),
+    /// A control packet (an accepted BIND) the router took for itself.
+    Consumed,
 }
 
 /// What the pipeline knows of a port.
@@ -82,14 +87,47 @@ pub struct PortInfo {
     pub mac: MacAddr,
 }
 
-/// A worker's pipeline: its FIB reader and scratch space for one burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Data,
+    /// Carries AUTH at this offset in the W3IP packet.
+    Auth(u16),
+    /// Carries BIND at this offset.
+    Bind(u16),
+}
+
+/// A frame that passed the header checks, waiting for lookup and verification.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    frame: u16,
+    start: u16,
+    len: u16,
+    kind: Kind,
+    ingress: Ingress,
+    /// Index into the verifier's outcomes, when a signature was pushed.
+    check: Option<u16>,
+    /// Set when a check already decided to drop it.
+    drop: Option<DropReason>,
+}
+
+/// A worker's pipeline: its FIB and security readers and scratch space for one burst.
 pub struct Pipeline {
     fib: FibReader,
+    security: Option<SecurityReader>,
     ports: Vec<PortInfo>,
     keys: Vec<Address>,
     hops: Vec<u32>,
-    /// Per looked-up key: the frame index and where its W3IP packet lies.
-    pending: Vec<(u16, u16, u16)>,
+    pending: Vec<Pending>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn monotonic_ns() -> u64 {
+    use std::sync::OnceLock;
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
 }
 
 impl Pipeline {
@@ -97,6 +135,7 @@ impl Pipeline {
         assert!(ports.len() <= MAX_PORTS, "at most {MAX_PORTS} ports");
         Pipeline {
             fib,
+            security: None,
             ports,
             keys: Vec::with_capacity(MAX_BURST),
             hops: vec![NO_ROUTE; MAX_BURST],
@@ -104,9 +143,32 @@ impl Pipeline {
         }
     }
 
+    /// Turns on BIND/AUTH verification, anycast delivery and (per its config)
+    /// source validation.
+    pub fn with_security(mut self, security: SecurityReader) -> Pipeline {
+        self.security = Some(security);
+        self
+    }
+
     /// The FIB reader (its owner reports quiescent states through it).
     pub fn fib(&mut self) -> &mut FibReader {
         &mut self.fib
+    }
+
+    /// Reports a quiescent state for every lock-free table this worker reads.
+    pub fn quiescent(&mut self) {
+        self.fib.quiescent();
+        if let Some(s) = &self.security {
+            s.quiescent();
+        }
+    }
+
+    /// This worker stops reading (its thread exits).
+    pub fn offline(&mut self) {
+        self.fib.offline();
+        if let Some(s) = &self.security {
+            s.offline();
+        }
     }
 
     /// Forwards one burst received on `ingress`. `verdicts[i]` says what to do with
@@ -116,6 +178,12 @@ impl Pipeline {
         let mut rx_bytes = 0u64;
         self.keys.clear();
         self.pending.clear();
+        let secure = self.security.is_some();
+        let now = if secure { unix_now() } else { 0 };
+        if let Some(sec) = &mut self.security {
+            sec.refresh();
+            sec.verifier.begin(monotonic_ns());
+        }
 
         // 1-3: classify, decapsulate, check the header, decrement the hop limit.
         let my_mac = self.ports.get(ingress as usize).map(|p| p.mac);
@@ -137,6 +205,7 @@ impl Pipeline {
                 }
             };
             let start = decap.inner.start;
+            let len = decap.inner.len();
             let data = frame.data_mut();
             let hop_limit = data[start + w3ip::HOP_LIMIT_OFFSET];
             if hop_limit <= 1 {
@@ -144,10 +213,32 @@ impl Pipeline {
                 continue;
             }
             data[start + w3ip::HOP_LIMIT_OFFSET] = hop_limit - 1;
-            let dst = Address::from_slice(&data[start + w3ip::DST_OFFSET..]).expect("checked W3IP header");
-            self.keys.push(dst);
+            let packet = &data[start..start + len];
+            let nh = packet[6];
+            let mut kind = Kind::Data;
+            let mut key = Address::from_slice(&packet[w3ip::DST_OFFSET..]).expect("checked W3IP header");
+            // The extension chain is walked only when it starts with one.
+            if secure && (nh == next_header::AUTH || nh == next_header::BIND || next_header::is_undefined_extension(nh)) {
+                match Extensions::parse(&w3ip::Packet::new_unchecked(packet)) {
+                    Err(e) => {
+                        verdicts[i] = Verdict::Drop(DropReason::from_wire(e));
+                        continue;
+                    }
+                    Ok(ext) => {
+                        if let Some(off) = ext.bind {
+                            kind = Kind::Bind(off as u16);
+                            // A BIND is looked up by the unicast it claims.
+                            key = BindHeader::new_unchecked(&packet[off..]).unicast();
+                        } else if let Some(off) = ext.auth {
+                            kind = Kind::Auth(off as u16);
+                        }
+                    }
+                }
+            }
+            self.keys.push(key);
             // Frames are at most 64 KiB (mbuf data_len is 16 bits), so offsets fit u16.
-            self.pending.push((i as u16, start as u16, decap.inner.len() as u16));
+            let ingress_of = if secure { Ingress::of(ingress, decap.eth_src, &decap.carrier) } else { Ingress::Native { port: ingress, mac: decap.eth_src } };
+            self.pending.push(Pending { frame: i as u16, start: start as u16, len: len as u16, kind, ingress: ingress_of, check: None, drop: None });
         }
         if let Some(p) = counters.ports.get(ingress as usize) {
             bump(&p.rx_packets, frames.len() as u64);
@@ -158,43 +249,148 @@ impl Pipeline {
         let n = self.keys.len();
         self.fib.lookup_bulk(&self.keys, &mut self.hops[..n]);
 
-        // 8: rewrite for the next hop.
-        for k in 0..n {
-            let (i, start, len) = self.pending[k];
-            let (i, start, len) = (i as usize, start as usize, len as usize);
-            let verdict = match self.fib.next_hop(self.hops[k]) {
-                None => Verdict::Drop(DropReason::NoRoute),
-                Some(NextHop::Blackhole) => Verdict::Drop(DropReason::Blackhole),
-                Some(NextHop::Local { port, mac }) => match self.ports.get(port as usize) {
-                    None => Verdict::Drop(DropReason::BadEgress),
-                    Some(info) => {
-                        let f = &mut frames[i];
-                        reframe(f, start, len, ethernet::HEADER_LEN);
-                        emit_native(f.data_mut(), info.mac, mac).expect("room for the Ethernet header");
-                        Verdict::Tx(port)
-                    }
-                },
-                Some(NextHop::Tunnel { port, tunnel }) => match self.ports.get(port as usize) {
-                    None => Verdict::Drop(DropReason::BadEgress),
-                    Some(info) => {
-                        let f = &mut frames[i];
-                        if !reframe(f, start, len, tunnel.header_len()) {
-                            Verdict::Drop(DropReason::NoHeadroom)
-                        } else {
-                            // The frame leaves with the egress port's own MAC as source.
-                            let outer = UdpTunnel { eth_src: info.mac, ..tunnel };
-                            outer.emit(f.data_mut(), len).expect("outer headers fit the reframed buffer");
-                            Verdict::Tx(port)
+        // 4-5: source validation, and every signature of the burst in one batch.
+        if let Some(sec) = &mut self.security {
+            let mut pushed = 0u64;
+            for k in 0..n {
+                let p = &mut self.pending[k];
+                let (start, len) = (p.start as usize, p.len as usize);
+                let packet = &frames[p.frame as usize].data()[start..start + len];
+                let src = Address::from_slice(&packet[8..]).expect("checked W3IP header");
+                match p.kind {
+                    Kind::Data => {
+                        if sec.config.source_validation && !sec.source_ok(&src, &p.ingress, now) {
+                            p.drop = Some(DropReason::SpoofedSource);
                         }
                     }
-                },
-            };
-            verdicts[i] = verdict;
+                    Kind::Auth(off) => {
+                        let off = off as usize;
+                        if sec.config.source_validation && !sec.source_ok(&src, &p.ingress, now) {
+                            p.drop = Some(DropReason::SpoofedSource);
+                            continue;
+                        }
+                        let signer = AuthHeader::new_unchecked(&packet[off..]).signer_key().to_owned();
+                        match sec.devices.authorised(&src.interface_id(), &signer, now) {
+                            Err(_) => p.drop = Some(DropReason::Unauthorised),
+                            Ok(key) => {
+                                p.check = Some(sec.verifier.push_auth(p.ingress.source_id(), &key, packet, off) as u16);
+                                pushed += 1;
+                            }
+                        }
+                    }
+                    Kind::Bind(off) => {
+                        let h = BindHeader::new_unchecked(&packet[off as usize..]);
+                        let wallet = h.wallet();
+                        let served_here = matches!(self.fib.next_hop(self.hops[k]), Some(NextHop::Local { .. }));
+                        if h.unicast().interface_id() != wallet || h.expiry() <= now || !served_here || sec.sequence(&wallet).is_some_and(|s| h.sequence() <= s) {
+                            p.drop = Some(DropReason::BindRejected);
+                            continue;
+                        }
+                        match sec.devices.authorised(&wallet, h.device_key(), now) {
+                            Err(_) => p.drop = Some(DropReason::Unauthorised),
+                            Ok(key) => {
+                                p.check = Some(sec.verifier.push_bind(p.ingress.source_id(), &key, &h) as u16);
+                                pushed += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            if pushed > 0 {
+                let outcomes = sec.verifier.finish();
+                for p in self.pending[..n].iter_mut() {
+                    if let Some(c) = p.check {
+                        p.drop = match outcomes[c as usize] {
+                            Outcome::Valid => None,
+                            Outcome::Invalid(_) => Some(DropReason::BadSignature),
+                            Outcome::Shed(_) => Some(DropReason::SignatureShed),
+                        };
+                    }
+                }
+                bump(&counters.verified, pushed);
+                bump(&counters.batches, 1);
+            }
+        }
+
+        // 6, 8: anycast and bound hosts, then rewrite for the next hop.
+        for k in 0..n {
+            let p = self.pending[k];
+            let i = p.frame as usize;
+            let (start, len) = (p.start as usize, p.len as usize);
+            if let Some(reason) = p.drop {
+                verdicts[i] = Verdict::Drop(reason);
+                continue;
+            }
+            let mut hop = self.fib.next_hop(self.hops[k]);
+            if let Some(sec) = &mut self.security {
+                if let Kind::Bind(off) = p.kind {
+                    let h = BindHeader::new_unchecked(&frames[i].data()[start + off as usize..]);
+                    let b = Binding { wallet: h.wallet(), unicast: h.unicast(), ingress: p.ingress, expiry: h.expiry(), sequence: h.sequence(), device_key: *h.device_key() };
+                    verdicts[i] = if sec.accept(b) {
+                        bump(&counters.binds_accepted, 1);
+                        Verdict::Consumed
+                    } else {
+                        Verdict::Drop(DropReason::BindRejected)
+                    };
+                    continue;
+                }
+                let dst = self.keys[k];
+                if let Some(wallet) = dst.anycast_wallet() {
+                    // Anycast: the wallet's binding picks the unicast; rewrite the locator.
+                    match sec.binding(&wallet, now) {
+                        Some(b) => {
+                            let unicast = b.unicast;
+                            hop = Some(b.ingress.reverse());
+                            frames[i].data_mut()[start + w3ip::DST_OFFSET..start + w3ip::DST_OFFSET + 12].copy_from_slice(&unicast.as_bytes()[..12]);
+                        }
+                        None if hop.is_none() => {
+                            verdicts[i] = Verdict::Drop(DropReason::UnknownWallet);
+                            continue;
+                        }
+                        None => {}
+                    }
+                } else if let Some(NextHop::Local { .. }) = hop {
+                    // A host of ours that bound itself: deliver through its ingress.
+                    if let Some(b) = sec.binding(&dst.interface_id(), now).filter(|b| b.unicast == dst) {
+                        hop = Some(b.ingress.reverse());
+                    }
+                }
+            }
+            verdicts[i] = self.deliver(&mut frames[i], start, len, hop);
         }
         for v in verdicts[..frames.len()].iter() {
             if let Verdict::Drop(r) = v {
                 counters.count_drop(*r, 1);
             }
+        }
+    }
+
+    /// Rewrites a frame for its next hop.
+    fn deliver<F: FrameBuf>(&self, f: &mut F, start: usize, len: usize, hop: Option<NextHop>) -> Verdict {
+        match hop {
+            None => Verdict::Drop(DropReason::NoRoute),
+            Some(NextHop::Blackhole) => Verdict::Drop(DropReason::Blackhole),
+            Some(NextHop::Local { port, mac }) => match self.ports.get(port as usize) {
+                None => Verdict::Drop(DropReason::BadEgress),
+                Some(info) => {
+                    reframe(f, start, len, ethernet::HEADER_LEN);
+                    emit_native(f.data_mut(), info.mac, mac).expect("room for the Ethernet header");
+                    Verdict::Tx(port)
+                }
+            },
+            Some(NextHop::Tunnel { port, tunnel }) => match self.ports.get(port as usize) {
+                None => Verdict::Drop(DropReason::BadEgress),
+                Some(info) => {
+                    if !reframe(f, start, len, tunnel.header_len()) {
+                        Verdict::Drop(DropReason::NoHeadroom)
+                    } else {
+                        // The frame leaves with the egress port's own MAC as source.
+                        let outer = UdpTunnel { eth_src: info.mac, ..tunnel };
+                        outer.emit(f.data_mut(), len).expect("outer headers fit the reframed buffer");
+                        Verdict::Tx(port)
+                    }
+                }
+            },
         }
     }
 }

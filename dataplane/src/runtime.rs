@@ -6,14 +6,15 @@ use crate::counters::{bump, CoreCounters, CounterSnapshot, DropReason};
 use crate::fib::Fib;
 use crate::io::{self, Device, EthStats, MbufPtr, Mempool, Port};
 use crate::pipeline::{Pipeline, PortInfo, Verdict, MAX_BURST};
+use crate::security::{Security, SecurityConfig};
 use chainroute_wire::MacAddr;
 use dpdk_sys::{eal, ffi, DpdkError};
 use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// What the dataplane needs to start.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DataplaneConfig {
     /// EAL arguments (`-l`, `--no-huge`, `-m`, `--file-prefix`, ...).
     pub eal_args: Vec<String>,
@@ -23,6 +24,8 @@ pub struct DataplaneConfig {
     pub mbufs: u32,
     /// Frames per RX burst (1..=64).
     pub burst: usize,
+    /// BIND/AUTH verification, bindings and source validation (None: plain forwarding).
+    pub security: Option<SecurityConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +79,8 @@ pub struct PortStatus {
 /// The running dataplane. Field order matters for drop: ports close before the pool.
 pub struct Dataplane {
     stop: Arc<AtomicBool>,
+    security: Option<Arc<Mutex<Security>>>,
+    poller: Option<std::thread::JoinHandle<()>>,
     lcores: Vec<u32>,
     counters: Vec<Arc<CoreCounters>>,
     ports: Vec<Port>,
@@ -119,14 +124,20 @@ impl Dataplane {
         }
         let infos: Vec<PortInfo> = ports.iter().map(|p| PortInfo { mac: p.mac }).collect();
         let stop = Arc::new(AtomicBool::new(false));
+        let security = config.security.map(|c| Arc::new(Mutex::new(Security::new(c))));
         let mut counters = Vec::new();
         for (q, &lcore) in lcores.iter().enumerate() {
             let c = Arc::new(CoreCounters::default());
             counters.push(c.clone());
+            let mut pipeline = Pipeline::new(fib.reader().map_err(|e| StartError::BadConfig(format!("FIB reader: {e}")))?, infos.clone());
+            if let Some(sec) = &security {
+                let reader = sec.lock().unwrap_or_else(|e| e.into_inner()).reader().map_err(StartError::BadConfig)?;
+                pipeline = pipeline.with_security(reader);
+            }
             let worker = Box::new(Worker {
                 queue: q as u16,
                 port_ids: ports.iter().map(|p| p.id).collect(),
-                pipeline: Pipeline::new(fib.reader().map_err(|e| StartError::BadConfig(format!("FIB reader: {e}")))?, infos.clone()),
+                pipeline,
                 counters: c,
                 stop: stop.clone(),
                 burst: config.burst,
@@ -144,7 +155,26 @@ impl Dataplane {
             }
         }
         let names = config.ports.iter().map(|p| p.name.clone()).collect();
-        Ok(Dataplane { stop, lcores, counters, ports, names, pool, running: true })
+        // The security writer drains accepted BINDs and expires bindings every millisecond.
+        let poller = security.clone().map(|sec| {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("cr-security".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                        sec.lock().unwrap_or_else(|e| e.into_inner()).poll(now);
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                })
+                .expect("spawn the security poller")
+        });
+        Ok(Dataplane { stop, security, poller, lcores, counters, ports, names, pool, running: true })
+    }
+
+    /// The security tables' writer (authorisations, peers, bindings), when enabled.
+    pub fn security(&self) -> Option<Arc<Mutex<Security>>> {
+        self.security.clone()
     }
 
     /// Worker lcore ids, in queue order.
@@ -198,6 +228,9 @@ impl Dataplane {
         self.stop.store(true, Ordering::Release);
         // SAFETY: waits for every worker lcore to return from worker_main.
         unsafe { ffi::rte_eal_mp_wait_lcore() };
+        if let Some(p) = self.poller.take() {
+            let _ = p.join();
+        }
     }
 
     /// Stops the workers and closes the ports; returns the final counters and the
@@ -247,7 +280,7 @@ impl Worker {
                 for i in 0..n {
                     match verdicts[i] {
                         Verdict::Tx(out) => tx[out as usize].push(rx[i]),
-                        Verdict::Drop(_) => dropped.push(rx[i]),
+                        Verdict::Drop(_) | Verdict::Consumed => dropped.push(rx[i]),
                     }
                 }
             }
@@ -274,8 +307,8 @@ impl Worker {
             if got > 0 {
                 bump(&c.busy_loops, 1);
             }
-            self.pipeline.fib().quiescent();
+            self.pipeline.quiescent();
         }
-        self.pipeline.fib().offline();
+        self.pipeline.offline();
     }
 }

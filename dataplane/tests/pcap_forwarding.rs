@@ -205,6 +205,7 @@ fn pcap_in_pcap_out() {
         ],
         mbufs: 4095,
         burst: 32,
+        security: None,
     };
     let dp = Dataplane::start(&config, &fib).expect("dataplane starts on net_pcap");
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -20,8 +20,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 struct Netns(String);
@@ -53,7 +60,16 @@ impl Drop for Router {
 const MAC_A: &str = "02:00:00:00:0a:01";
 const MAC_B: &str = "02:00:00:00:0b:01";
 
-fn config(dir: &Path, me: &str, peer_mac: &str, my_ip: &str, peer_ip: &str, mine: &str, theirs: &str, tap_mac: &str) -> PathBuf {
+fn config(
+    dir: &Path,
+    me: &str,
+    peer_mac: &str,
+    my_ip: &str,
+    peer_ip: &str,
+    mine: &str,
+    theirs: &str,
+    tap_mac: &str,
+) -> PathBuf {
     let empty = dir.join(format!("empty-{me}.pcap"));
     PcapWriter::new(std::fs::File::create(&empty).unwrap()).unwrap();
     let out = dir.join(format!("out-{me}.pcap"));
@@ -110,7 +126,13 @@ next_hop = "lan"
 fn start(ns: &Netns, config: &Path, log: &Path) -> Router {
     let log = std::fs::File::create(log).unwrap();
     let child = Command::new("ip")
-        .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_chainrouted"), "--config"])
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_chainrouted"),
+            "--config",
+        ])
         .arg(config)
         .stdout(Stdio::null())
         .stderr(log)
@@ -122,7 +144,11 @@ fn start(ns: &Netns, config: &Path, log: &Path) -> Router {
 fn wait_for_link(ns: &Netns, iface: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        let ok = Command::new("ip").args(["-n", &ns.0, "link", "show", iface]).output().map(|o| o.status.success()).unwrap_or(false);
+        let ok = Command::new("ip")
+            .args(["-n", &ns.0, "link", "show", iface])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
         if ok {
             return;
         }
@@ -132,7 +158,12 @@ fn wait_for_link(ns: &Netns, iface: &str) {
 }
 
 /// W3IP-in-UDP frames from a host at `host_ip` to the router at `router_ip`.
-fn host_frames(dsts: &[Address], host_ip: &str, router_ip: &str, router_mac: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+fn host_frames(
+    dsts: &[Address],
+    host_ip: &str,
+    router_ip: &str,
+    router_mac: &str,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let t = UdpTunnel {
         eth_src: MacAddr([2, 0, 0, 0, 0, 0x42]),
         eth_dst: router_mac.parse().unwrap(),
@@ -144,9 +175,18 @@ fn host_frames(dsts: &[Address], host_ip: &str, router_ip: &str, router_mac: &st
     let mut frames = Vec::new();
     let mut inner = Vec::new();
     for (i, dst) in dsts.iter().enumerate() {
-        let repr = w3ip::Repr { traffic_class: 0, flow_label: i as u32, payload_len: 16, next_header: 59, hop_limit: 10, src_addr: "2001:db8:ffff::1".parse().unwrap(), dst_addr: *dst };
+        let repr = w3ip::Repr {
+            traffic_class: 0,
+            flow_label: i as u32,
+            payload_len: 16,
+            next_header: 59,
+            hop_limit: 10,
+            src_addr: "2001:db8:ffff::1".parse().unwrap(),
+            dst_addr: *dst,
+        };
         let mut p = vec![i as u8; repr.buffer_len()];
-        repr.emit(&mut w3ip::Packet::new_unchecked(&mut p[..])).unwrap();
+        repr.emit(&mut w3ip::Packet::new_unchecked(&mut p[..]))
+            .unwrap();
         let mut f = vec![0u8; t.header_len() + p.len()];
         f[t.header_len()..].copy_from_slice(&p);
         t.emit(&mut f, p.len()).unwrap();
@@ -159,13 +199,25 @@ fn host_frames(dsts: &[Address], host_ip: &str, router_ip: &str, router_mac: &st
 
 /// Sends raw frames on an interface inside a namespace.
 fn inject(ns: &Netns, iface: &str, frames: &[Vec<u8>]) {
-    let hex: Vec<String> = frames.iter().map(|f| f.iter().map(|b| format!("{b:02x}")).collect()).collect();
+    let hex: Vec<String> = frames
+        .iter()
+        .map(|f| f.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
     let script = format!(
         "import socket,sys,time\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(('{iface}',0))\nfor h in sys.stdin.read().split():\n    s.send(bytes.fromhex(h))\n    time.sleep(0.001)\n"
     );
-    let mut child = Command::new("ip").args(["netns", "exec", &ns.0, "python3", "-c", &script]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "python3", "-c", &script])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(hex.join("\n").as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(hex.join("\n").as_bytes())
+        .unwrap();
     assert!(child.wait().unwrap().success());
 }
 
@@ -181,21 +233,76 @@ fn two_routers_exchange_tunnelled_traffic() {
     let na = Netns::new(format!("cr-a-{pid}"));
     let nb = Netns::new(format!("cr-b-{pid}"));
 
-    let ca = config(&dir, "A", MAC_B, "10.99.0.1", "10.99.0.2", "2001:db8:a::/48", "2001:db8:b::/48", MAC_A);
-    let cb = config(&dir, "B", MAC_A, "10.99.0.2", "10.99.0.1", "2001:db8:b::/48", "2001:db8:a::/48", MAC_B);
+    let ca = config(
+        &dir,
+        "A",
+        MAC_B,
+        "10.99.0.1",
+        "10.99.0.2",
+        "2001:db8:a::/48",
+        "2001:db8:b::/48",
+        MAC_A,
+    );
+    let cb = config(
+        &dir,
+        "B",
+        MAC_A,
+        "10.99.0.2",
+        "10.99.0.1",
+        "2001:db8:b::/48",
+        "2001:db8:a::/48",
+        MAC_B,
+    );
     let mut ra = start(&na, &ca, &dir.join("A.log"));
     let mut rb = start(&nb, &cb, &dir.join("B.log"));
     wait_for_link(&na, "crA");
     wait_for_link(&nb, "crB");
 
     // The underlay: a bridge in each namespace holding the router's tap and one end of a veth.
-    sh(&["ip", "link", "add", &format!("vA{pid}"), "type", "veth", "peer", "name", &format!("vB{pid}")]);
-    sh(&["ip", "link", "set", &format!("vA{pid}"), "netns", &na.0, "name", "vA"]);
-    sh(&["ip", "link", "set", &format!("vB{pid}"), "netns", &nb.0, "name", "vB"]);
+    sh(&[
+        "ip",
+        "link",
+        "add",
+        &format!("vA{pid}"),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("vB{pid}"),
+    ]);
+    sh(&[
+        "ip",
+        "link",
+        "set",
+        &format!("vA{pid}"),
+        "netns",
+        &na.0,
+        "name",
+        "vA",
+    ]);
+    sh(&[
+        "ip",
+        "link",
+        "set",
+        &format!("vB{pid}"),
+        "netns",
+        &nb.0,
+        "name",
+        "vB",
+    ]);
     for (ns, side) in [(&na, "A"), (&nb, "B")] {
         // net_tap gives the kernel side the port's MAC; a bridge would then keep frames
         // for that MAC to itself. The kernel side gets its own.
-        sh(&["ip", "-n", &ns.0, "link", "set", &format!("cr{side}"), "address", &format!("02:00:00:00:ee:0{}", if side == "A" { 1 } else { 2 })]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns.0,
+            "link",
+            "set",
+            &format!("cr{side}"),
+            "address",
+            &format!("02:00:00:00:ee:0{}", if side == "A" { 1 } else { 2 }),
+        ]);
         let br = format!("br{side}");
         sh(&["ip", "-n", &ns.0, "link", "add", &br, "type", "bridge"]);
         for dev in [format!("cr{side}"), format!("v{side}")] {
@@ -205,8 +312,12 @@ fn two_routers_exchange_tunnelled_traffic() {
         sh(&["ip", "-n", &ns.0, "link", "set", &br, "up"]);
     }
 
-    let to_b: Vec<Address> = (0..40u8).map(|i| format!("2001:db8:b:{i:x}::{i:x}").parse().unwrap()).collect();
-    let to_a: Vec<Address> = (0..30u8).map(|i| format!("2001:db8:a:{i:x}::1:{i:x}").parse().unwrap()).collect();
+    let to_b: Vec<Address> = (0..40u8)
+        .map(|i| format!("2001:db8:b:{i:x}::{i:x}").parse().unwrap())
+        .collect();
+    let to_a: Vec<Address> = (0..30u8)
+        .map(|i| format!("2001:db8:a:{i:x}::1:{i:x}").parse().unwrap())
+        .collect();
     let (frames_ab, expect_at_b) = host_frames(&to_b, "10.99.0.100", "10.99.0.1", MAC_A);
     let (frames_ba, expect_at_a) = host_frames(&to_a, "10.99.0.200", "10.99.0.2", MAC_B);
     inject(&na, "brA", &frames_ab);
@@ -220,17 +331,35 @@ fn two_routers_exchange_tunnelled_traffic() {
         let status = r.0.wait().unwrap();
         let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap();
         assert!(status.success(), "router {name} exit {status}: {log}");
-        assert!(log.contains("final: rx"), "router {name} logs its counters: {log}");
+        assert!(
+            log.contains("final: rx"),
+            "router {name} logs its counters: {log}"
+        );
     }
 
     for (name, expect) in [("B", &expect_at_b), ("A", &expect_at_a)] {
-        let frames = read_all(std::fs::File::open(dir.join(format!("out-{name}.pcap"))).unwrap()).unwrap();
-        let got: Vec<Vec<u8>> = frames.iter().filter(|f| f[12..14] == [0x88, 0xb5]).map(|f| f[14..].to_vec()).collect();
-        assert_eq!(got.len(), expect.len(), "router {name} delivers every tunnelled packet");
+        let frames =
+            read_all(std::fs::File::open(dir.join(format!("out-{name}.pcap"))).unwrap()).unwrap();
+        let got: Vec<Vec<u8>> = frames
+            .iter()
+            .filter(|f| f[12..14] == [0x88, 0xb5])
+            .map(|f| f[14..].to_vec())
+            .collect();
+        assert_eq!(
+            got.len(),
+            expect.len(),
+            "router {name} delivers every tunnelled packet"
+        );
         for (k, (g, e)) in got.iter().zip(expect.iter()).enumerate() {
-            assert!(g == e, "router {name}, packet {k}: got {g:02x?}, want {e:02x?} (hop limit -2)");
+            assert!(
+                g == e,
+                "router {name}, packet {k}: got {g:02x?}, want {e:02x?} (hop limit -2)"
+            );
         }
-        assert!(frames.iter().all(|f| f[0..6] == [2, 0, 0, 0, 0, 0x99]), "native frames to the host MAC");
+        assert!(
+            frames.iter().all(|f| f[0..6] == [2, 0, 0, 0, 0, 0x99]),
+            "native frames to the host MAC"
+        );
     }
     drop(na);
     drop(nb);

@@ -1,11 +1,13 @@
-//! chainrouted: the chainroute appliance daemon. Starts the dataplane from
-//! `/etc/chainroute/chainroute.toml` (or `--config FILE`), installs the static
-//! routes, logs its counters, and on SIGTERM/SIGINT stops the workers, closes
-//! the ports and exits.
+//! chainrouted: the chainroute appliance daemon. Reads and validates
+//! `/etc/chainroute/chainroute.toml` (or `--config FILE`), opens the management API
+//! (gRPC on the Unix socket, optional TCP+TLS, health, reflection; JSON-RPC; metrics),
+//! starts the dataplane with the static routes, keeps the FIB equal to the licenses on
+//! chain, and on SIGTERM/SIGINT stops the workers, closes the ports and exits.
 
 use chainroute_dataplane::Dataplane;
 use chainroute_mgmt::config::{Config, DEFAULT_PATH};
-use chainroute_mgmt::log;
+use chainroute_mgmt::state::Shared;
+use chainroute_mgmt::{api, chain, jsonrpc, log, metrics};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +50,23 @@ fn main() -> ExitCode {
         }
     };
     if check_only {
-        println!("{}: ok ({} ports, {} static routes)", path.display(), config.dataplane.ports.len(), config.routes.len());
+        println!(
+            "{}: ok ({} ports, {} static routes, chain {}, api unix://{}{})",
+            path.display(),
+            config.dataplane.ports.len(),
+            config.routes.len(),
+            config
+                .chain
+                .as_ref()
+                .map(|c| c.rpc_url.as_str())
+                .unwrap_or("off"),
+            config.api.socket.display(),
+            config
+                .api
+                .tcp
+                .map(|a| format!(" + tcp://{a} (TLS)"))
+                .unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
     run(config)
@@ -62,33 +80,163 @@ fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let fib = config.static_fib();
-    let dp = match Dataplane::start(&config.dataplane, &fib) {
-        Ok(dp) => dp,
+    // The runtime's threads start before the EAL pins this thread to the main lcore,
+    // so they keep the process's whole CPU set.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("chainrouted-mgmt")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
         Err(e) => {
-            log!("error", "dataplane did not start: {e}");
+            log!("error", "cannot start the management runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    for p in dp.ports() {
-        log!("info", "port {} ({}) mac {} link {} queues {}{}", p.index, p.name, p.mac, if p.link_up { "up" } else { "down" }, p.queues, if p.rss { " rss" } else { "" });
-    }
-    log!("info", "{} workers on lcores {:?}, {} static routes", dp.lcores().len(), dp.lcores(), fib.len());
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    rt.block_on(async {
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        reporter
+            .set_service_status(
+                "chainroute.v1.Router",
+                tonic_health::ServingStatus::NotServing,
+            )
+            .await;
+    });
     let interval = Duration::from_secs(config.file.dataplane.stats_interval_s);
+    let shared = Shared::new(config, reporter);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+    // The management plane first: an operator can ask what is happening while it starts.
+    let started = rt.block_on(async {
+        let mut tasks = api::start(shared.clone(), health_service, stop_rx.clone()).await?;
+        if let Some(addr) = shared.config.metrics {
+            tasks.push(metrics::start(shared.clone(), addr, stop_rx.clone()).await?);
+        }
+        let rpc = match shared.config.jsonrpc {
+            Some(addr) => Some(jsonrpc::start(shared.clone(), addr).await?),
+            None => None,
+        };
+        Ok::<_, String>((tasks, rpc))
+    });
+    let (tasks, rpc) = match started {
+        Ok(x) => x,
+        Err(e) => {
+            log!("error", "{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let reconciler =
+        chain::Reconciler::new(shared.clone()).map(|r| rt.spawn(r.run(stop_rx.clone())));
+    if shared.config.chain.is_some() && reconciler.is_none() {
+        log!("error", "chain.rpc_url: not a URL");
+        return ExitCode::FAILURE;
+    }
+
+    let dp = {
+        let rib = shared.rib.lock().unwrap();
+        match Dataplane::start(&shared.config.dataplane, rib.fib()) {
+            Ok(dp) => dp,
+            Err(e) => {
+                drop(rib);
+                log!("error", "dataplane did not start: {e}");
+                let _ = stop_tx.send(true);
+                rt.shutdown_timeout(Duration::from_secs(2));
+                let _ = std::fs::remove_file(&shared.config.api.socket);
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    for p in dp.ports() {
+        log!(
+            "info",
+            "port {} ({}) mac {} link {} queues {}{}",
+            p.index,
+            p.name,
+            p.mac,
+            if p.link_up { "up" } else { "down" },
+            p.queues,
+            if p.rss { " rss" } else { "" }
+        );
+    }
+    let routes = shared.rib.lock().unwrap().len();
+    log!(
+        "info",
+        "{} workers on lcores {:?}, {} routes",
+        dp.lcores().len(),
+        dp.lcores(),
+        routes
+    );
+    {
+        let mut v = shared.dataplane.write().unwrap();
+        v.up = true;
+        v.lcores = dp.lcores().to_vec();
+        v.counters = dp.core_counters().to_vec();
+        v.ports = dp.ports();
+        v.mbufs = dp.mbufs();
+    }
+    {
+        let _g = rt.enter();
+        api::update_health(&shared);
+    }
+
     let mut last = Instant::now();
+    let mut last_refresh = Instant::now();
     let mut last_rx = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
+        if last_refresh.elapsed() >= Duration::from_millis(250) {
+            let ports = dp.ports();
+            let mbufs = dp.mbufs();
+            let mut v = shared.dataplane.write().unwrap();
+            v.ports = ports;
+            v.mbufs = mbufs;
+            last_refresh = Instant::now();
+        }
         if !interval.is_zero() && last.elapsed() >= interval {
             let c = dp.counters();
             let rate = (c.total_rx() - last_rx) as f64 / last.elapsed().as_secs_f64();
-            log!("info", "rx {} tx {} ({:.3} Mpps) drops {}", c.total_rx(), c.total_tx(), rate / 1e6, c.drops_line());
+            log!(
+                "info",
+                "rx {} tx {} ({:.3} Mpps) drops {}",
+                c.total_rx(),
+                c.total_tx(),
+                rate / 1e6,
+                c.drops_line()
+            );
             last = Instant::now();
             last_rx = c.total_rx();
         }
     }
-    log!("info", "stopping: workers first, then ports");
+    log!(
+        "info",
+        "stopping: management plane, then workers, then ports"
+    );
+    shared.dataplane.write().unwrap().up = false;
+    let _ = stop_tx.send(true);
+    rt.block_on(async {
+        if let Some(r) = reconciler {
+            let _ = tokio::time::timeout(Duration::from_secs(5), r).await;
+        }
+        if let Some(h) = rpc {
+            let _ = h.stop();
+        }
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+    });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let _ = std::fs::remove_file(&shared.config.api.socket);
     let (c, (free, size)) = dp.shutdown();
-    log!("info", "final: rx {} tx {} drops {}; mbufs {free}/{size} free", c.total_rx(), c.total_tx(), c.drops_line());
+    log!(
+        "info",
+        "final: rx {} tx {} drops {}; mbufs {free}/{size} free",
+        c.total_rx(),
+        c.total_tx(),
+        c.drops_line()
+    );
     ExitCode::SUCCESS
 }
