@@ -100,7 +100,14 @@ struct Worker {
 
 impl Dataplane {
     /// Starts the EAL (once per process), the ports and one worker per worker lcore.
+    /// With `config.security`, a new [`Security`] writer is made (see [`Dataplane::security`]).
     pub fn start(config: &DataplaneConfig, fib: &Fib) -> Result<Dataplane, StartError> {
+        let security = config.security.map(|c| Arc::new(Mutex::new(Security::new(c))));
+        Self::start_with(config, fib, security)
+    }
+
+    /// Starts with a security writer the caller made (and may fill) beforehand.
+    pub fn start_with(config: &DataplaneConfig, fib: &Fib, security: Option<Arc<Mutex<Security>>>) -> Result<Dataplane, StartError> {
         if config.ports.is_empty() || config.ports.len() > crate::counters::MAX_PORTS {
             return Err(StartError::BadConfig(format!("between 1 and {} ports are needed", crate::counters::MAX_PORTS)));
         }
@@ -124,7 +131,6 @@ impl Dataplane {
         }
         let infos: Vec<PortInfo> = ports.iter().map(|p| PortInfo { mac: p.mac }).collect();
         let stop = Arc::new(AtomicBool::new(false));
-        let security = config.security.map(|c| Arc::new(Mutex::new(Security::new(c))));
         let mut counters = Vec::new();
         for (q, &lcore) in lcores.iter().enumerate() {
             let c = Arc::new(CoreCounters::default());

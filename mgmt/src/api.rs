@@ -268,8 +268,7 @@ impl pb::router_server::Router for Api {
         &self,
         _: Request<pb::ListBindingsRequest>,
     ) -> Result<Response<Self::ListBindingsStream>, Status> {
-        // The dataplane's binding table arrives with its security module.
-        Ok(Response::new(stream_of(Vec::new())))
+        Ok(Response::new(stream_of(crate::state::bindings_pb(&self.shared))))
     }
 
     type ListLicensesStream = Stream_<pb::License>;

@@ -701,6 +701,7 @@ impl Reconciler {
             )
         };
         let applied = self.shared.rib.lock().unwrap().apply_chain(desired);
+        crate::state::sync_security(&self.shared, &self.licenses, &valid, &self.dids, expired);
         if !applied.is_empty() {
             crate::log!(
                 "info",

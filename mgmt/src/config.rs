@@ -3,7 +3,7 @@
 //! the key it is about (`ports[1].device: ...`).
 
 use chainroute_dataplane::io::Device;
-use chainroute_dataplane::{DataplaneConfig, Fib, NextHop, PortConfig};
+use chainroute_dataplane::{SecurityConfig, DataplaneConfig, Fib, NextHop, PortConfig};
 use chainroute_wire::tunnel::{UdpTunnel, UDP_PORT};
 use chainroute_wire::{MacAddr, Prefix, Wallet};
 use serde::Deserialize;
@@ -59,6 +59,34 @@ pub struct ConfigFile {
     pub api: ApiSection,
     pub metrics: Option<ListenSection>,
     pub jsonrpc: Option<ListenSection>,
+    pub security: Option<SecuritySection>,
+}
+
+/// `[security]`: BIND/AUTH verification, bindings, anycast delivery and source
+/// validation. Without the section it is on exactly when `[chain]` is configured
+/// (the chain is where authorisations and peer licenses come from).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySection {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Drop data packets whose source has no binding on its ingress and no peer license.
+    #[serde(default = "default_true")]
+    pub source_validation: bool,
+    /// Signatures a worker verifies per burst at most.
+    #[serde(default = "default_verifies")]
+    pub verifies_per_burst: usize,
+    /// Signatures one source may have verified per burst.
+    #[serde(default = "default_per_source")]
+    pub per_source_per_burst: u32,
+}
+
+fn default_verifies() -> usize {
+    64
+}
+
+fn default_per_source() -> u32 {
+    8
 }
 
 /// Who this router is.
@@ -566,12 +594,28 @@ impl ConfigFile {
             eal_args.push("--no-pci".into());
         }
         eal_args.extend(d.eal_extra.iter().cloned());
+        let security = match &self.security {
+            None if self.chain.is_some() => Some(SecurityConfig::default()),
+            None => None,
+            Some(s) if !s.enabled => None,
+            Some(s) => {
+                if !(1..=256).contains(&s.verifies_per_burst) {
+                    return err("security.verifies_per_burst", format!("{} is outside 1..=256", s.verifies_per_burst));
+                }
+                if s.per_source_per_burst == 0 {
+                    return err("security.per_source_per_burst", "must be at least 1");
+                }
+                let mut c = SecurityConfig { source_validation: s.source_validation, verifies_per_burst: s.verifies_per_burst, ..SecurityConfig::default() };
+                c.shed.trusted_per_burst = s.per_source_per_burst;
+                Some(c)
+            }
+        };
         let dataplane = DataplaneConfig {
             eal_args,
             ports,
             mbufs: d.mbufs,
             burst: d.burst,
-            security: None,
+            security,
         };
         let identity = self.identity.validate()?;
         let chain = match &self.chain {

@@ -9,8 +9,9 @@
 use crate::chain::ChainView;
 use crate::config::Config;
 use crate::pb;
-use chainroute_dataplane::{CoreCounters, Fib, NextHop, PortStatus};
-use chainroute_wire::{Address, Prefix};
+use chainroute_dataplane::{CoreCounters, Fib, Ingress, NextHop, PeerKey, PortStatus, Security};
+use chainroute_wire::{Address, Prefix, Wallet};
+use std::net::IpAddr;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -301,11 +302,16 @@ pub struct Shared {
     pub health: tonic_health::server::HealthReporter,
     /// Readiness as grpc.health.v1 should report it (None: not computed yet).
     pub health_ready: tokio::sync::watch::Sender<Option<bool>>,
+    /// The dataplane's security tables (bindings, peers, authorisations), when enabled.
+    pub security: Option<Arc<Mutex<Security>>>,
+    /// What was last pushed into `security` from the chain, to push only changes.
+    pub security_synced: Mutex<(HashMap<IpAddr, Vec<Prefix>>, BTreeMap<([u8; 20], [u8; 32]), u64>)>,
 }
 
 impl Shared {
     pub fn new(config: Config, health: tonic_health::server::HealthReporter) -> Arc<Shared> {
         let (events, _) = broadcast::channel(65536);
+        let config_security = config.dataplane.security.map(|c| Arc::new(Mutex::new(Security::new(c))));
         let port_names = config
             .dataplane
             .ports
@@ -323,6 +329,8 @@ impl Shared {
             events,
             health,
             health_ready: tokio::sync::watch::channel(None).0,
+            security: config_security,
+            security_synced: Mutex::default(),
         })
     }
 
@@ -480,4 +488,80 @@ mod tests {
         );
         let _ = rib.lookup(&"2001::1".parse().unwrap());
     }
+}
+
+/// Pushes what the chain says into the dataplane's security tables: each peer
+/// endpoint may source the prefixes of the valid licenses it serves (not ours),
+/// and each wallet's ERC-1056 Ed25519 keys are authorised until their validTo.
+/// Only changes are applied. When the chain data expired, peers lose their
+/// prefixes (bindings of our own hosts keep working).
+pub fn sync_security(
+    shared: &Shared,
+    licenses: &std::collections::BTreeMap<u64, crate::chain::License>,
+    valid: &std::collections::HashSet<u64>,
+    dids: &BTreeMap<([u8; 20], [u8; 32]), u64>,
+    expired: bool,
+) {
+    let Some(sec) = &shared.security else { return };
+    let own_key = shared.config.identity.device_key;
+    let mut peers: HashMap<IpAddr, Vec<Prefix>> = HashMap::new();
+    if !expired {
+        for (id, l) in licenses {
+            if !valid.contains(id) || Some(l.router_key) == own_key {
+                continue;
+            }
+            let Some(prefix) = l.prefix() else { continue };
+            for e in &l.endpoints {
+                peers.entry(e.ip()).or_default().push(prefix);
+            }
+        }
+        for p in peers.values_mut() {
+            p.sort();
+            p.dedup();
+        }
+    }
+    let keys = dids.clone();
+    let mut last = shared.security_synced.lock().unwrap();
+    if last.0 == peers && last.1 == keys {
+        return;
+    }
+    let mut s = sec.lock().unwrap();
+    for ip in last.0.keys() {
+        if !peers.contains_key(ip) {
+            s.remove_peer(&PeerKey::Udp(*ip));
+        }
+    }
+    for (ip, prefixes) in &peers {
+        if last.0.get(ip) != Some(prefixes) {
+            s.set_peer(PeerKey::Udp(*ip), prefixes);
+        }
+    }
+    for ((wallet, key), valid_to) in &keys {
+        if last.1.get(&(*wallet, *key)) != Some(valid_to) {
+            // A key that breaks the Ed25519 rules is never authorised.
+            let _ = s.devices().upsert_bytes(Wallet(*wallet), key, *valid_to);
+        }
+    }
+    s.publish();
+    *last = (peers, keys);
+}
+
+/// The binding table as the API shows it.
+pub fn bindings_pb(shared: &Shared) -> Vec<pb::Binding> {
+    let Some(sec) = &shared.security else { return Vec::new() };
+    let ports: Vec<String> = shared.config.dataplane.ports.iter().map(|p| p.name.clone()).collect();
+    let s = sec.lock().unwrap();
+    let mut out: Vec<pb::Binding> = s
+        .bindings()
+        .map(|b| {
+            let (port, via) = match b.ingress {
+                Ingress::Native { port, mac } => (port, format!("native {mac}")),
+                Ingress::Udp { port, remote, .. } => (port, format!("udp {remote}")),
+            };
+            let name = ports.get(port as usize).cloned().unwrap_or_else(|| port.to_string());
+            pb::Binding { wallet: b.wallet.to_string(), unicast: b.unicast.to_string(), ingress_port: format!("{name} {via}"), expires_unix: b.expiry, seq: b.sequence }
+        })
+        .collect();
+    out.sort_by(|a, b| a.wallet.cmp(&b.wallet));
+    out
 }

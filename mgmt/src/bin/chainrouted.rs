@@ -138,7 +138,7 @@ fn run(config: Config) -> ExitCode {
 
     let dp = {
         let rib = shared.rib.lock().unwrap();
-        match Dataplane::start(&shared.config.dataplane, rib.fib()) {
+        match Dataplane::start_with(&shared.config.dataplane, rib.fib(), shared.security.clone()) {
             Ok(dp) => dp,
             Err(e) => {
                 drop(rib);
