@@ -89,13 +89,24 @@ impl MbufPtr {
 }
 
 impl FrameBuf for MbufPtr {
+    // data()/data_mut() run several times per packet: they read the mbuf's fields
+    // directly (what rte_pktmbuf_mtod does) instead of calling through the C shim.
+    #[inline]
     fn data(&self) -> &[u8] {
-        // SAFETY: single-segment mbufs (no scatter RX is configured): data_len bytes at mtod.
-        unsafe { std::slice::from_raw_parts(ffi::shim_rte_pktmbuf_mtod(self.0), ffi::shim_rte_pktmbuf_data_len(self.0) as usize) }
+        // SAFETY: single-segment mbufs (no scatter RX is configured): data_len bytes
+        // at buf_addr + data_off, as rte_pktmbuf_mtod computes.
+        unsafe {
+            let m = &*self.0;
+            std::slice::from_raw_parts((m.buf_addr as *const u8).add(m.data_off as usize), m.data_len as usize)
+        }
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as above; we own the mbuf exclusively.
-        unsafe { std::slice::from_raw_parts_mut(ffi::shim_rte_pktmbuf_mtod(self.0), ffi::shim_rte_pktmbuf_data_len(self.0) as usize) }
+        unsafe {
+            let m = &*self.0;
+            std::slice::from_raw_parts_mut((m.buf_addr as *mut u8).add(m.data_off as usize), m.data_len as usize)
+        }
     }
     fn strip_front(&mut self, n: usize) {
         // SAFETY: n <= data_len by the trait contract; adj fails (NULL) only beyond it.

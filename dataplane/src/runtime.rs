@@ -295,7 +295,8 @@ impl Worker {
                     continue;
                 }
                 // Lengths are read before sending: a sent mbuf belongs to the driver.
-                let len = |m: &*mut ffi::rte_mbuf| unsafe { ffi::shim_rte_pktmbuf_pkt_len(*m) } as u64;
+                // SAFETY: every pointer in q is an mbuf this worker still owns.
+                let len = |m: &*mut ffi::rte_mbuf| unsafe { (**m).pkt_len } as u64;
                 let offered: u64 = q.iter().map(len).sum();
                 let sent = io::tx_burst(self.port_ids[pi], self.queue, q);
                 let unsent: u64 = q[sent..].iter().map(len).sum();
