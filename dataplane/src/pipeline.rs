@@ -43,9 +43,13 @@ impl VecFrame {
     pub const HEADROOM: usize = 128;
 
     pub fn new(frame: &[u8]) -> VecFrame {
-        let mut buf = vec![0u8; Self::HEADROOM];
+        Self::with_headroom(frame, Self::HEADROOM)
+    }
+
+    pub fn with_headroom(frame: &[u8], headroom: usize) -> VecFrame {
+        let mut buf = vec![0u8; headroom];
         buf.extend_from_slice(frame);
-        VecFrame { buf, start: Self::HEADROOM }
+        VecFrame { buf, start: headroom }
     }
 }
 
@@ -405,4 +409,85 @@ fn reframe<F: FrameBuf>(f: &mut F, start: usize, len: usize, outer: usize) -> bo
     }
     f.truncate(outer + len);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fib::Fib;
+    use crate::security::{Security, SecurityConfig};
+    use chainroute_crypto::signed::emit_signed_bind;
+    use chainroute_crypto::DeviceKey;
+    use chainroute_wire::ext::{BindRepr, BIND_LEN};
+    use chainroute_wire::Wallet;
+
+    const ME: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const HOST: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x10]);
+
+    fn frame(src: Address, dst: Address, nh: u8, body: &[u8]) -> Vec<u8> {
+        let repr = w3ip::Repr { traffic_class: 0, flow_label: 0, payload_len: body.len() as u16, next_header: nh, hop_limit: 9, src_addr: src, dst_addr: dst };
+        let mut f = vec![0u8; 14 + repr.buffer_len()];
+        repr.emit(&mut w3ip::Packet::new_unchecked(&mut f[14..])).unwrap();
+        f[14 + w3ip::HEADER_LEN..].copy_from_slice(body);
+        emit_native(&mut f, HOST, ME).unwrap();
+        f
+    }
+
+    fn run(p: &mut Pipeline, frames: &mut [VecFrame]) -> (Vec<Verdict>, CoreCounters) {
+        let mut v = vec![Verdict::Consumed; frames.len()];
+        let c = CoreCounters::default();
+        p.process(0, frames, &mut v, &c);
+        (v, c)
+    }
+
+    #[test]
+    fn forwards_tunnels_and_counts() {
+        let mut fib = Fib::new();
+        let t = UdpTunnel { eth_src: MacAddr::default(), eth_dst: MacAddr([2, 0, 0, 0, 0, 9]), src: "[2001:db8::1]:5733".parse().unwrap(), dst: "[2001:db8::2]:5733".parse().unwrap(), outer_hop_limit: 64, ipv4_udp_checksum: true };
+        fib.insert("2001:db8:1::/48".parse().unwrap(), NextHop::Local { port: 1, mac: MacAddr([2, 0, 0, 0, 0, 7]) });
+        fib.insert("2001:db8:2::/48".parse().unwrap(), NextHop::Tunnel { port: 1, tunnel: t });
+        let mut p = Pipeline::new(fib.reader().unwrap(), vec![PortInfo { mac: ME }, PortInfo { mac: MacAddr([2, 0, 0, 0, 0, 2]) }]);
+        let src: Address = "2001:db8:9::1".parse().unwrap();
+        let local = frame(src, "2001:db8:1::5".parse().unwrap(), 59, b"x");
+        let far = frame(src, "2001:db8:2::5".parse().unwrap(), 59, b"y");
+        let mut frames = vec![VecFrame::new(&local), VecFrame::new(&far), VecFrame::with_headroom(&far, 8), VecFrame::new(&frame(src, "2001:db8:3::1".parse().unwrap(), 59, b""))];
+        let (v, c) = run(&mut p, &mut frames);
+        assert_eq!(v, vec![Verdict::Tx(1), Verdict::Tx(1), Verdict::Drop(DropReason::NoHeadroom), Verdict::Drop(DropReason::NoRoute)]);
+        assert_eq!(&frames[0].data()[..12], &[2, 0, 0, 0, 0, 7, 2, 0, 0, 0, 0, 2]);
+        assert_eq!(frames[0].data()[14 + 7], 8, "hop limit decremented");
+        let d = Decap::parse(frames[1].data()).unwrap();
+        assert_eq!(d.carrier, chainroute_wire::tunnel::Carrier::Udp { src: t.src, dst: t.dst });
+        assert_eq!(c.snapshot().total_drops(), 2);
+    }
+
+    #[test]
+    fn bind_then_anycast_delivery() {
+        let mut fib = Fib::new();
+        fib.insert("2001:db8:1::/48".parse().unwrap(), NextHop::Local { port: 0, mac: MacAddr::BROADCAST });
+        let mut sec = Security::new(SecurityConfig::default());
+        let mut p = Pipeline::new(fib.reader().unwrap(), vec![PortInfo { mac: ME }]).with_security(sec.reader().unwrap());
+        let w = Wallet([0x42; 20]);
+        let key = DeviceKey::from_seed(&[7; 32]);
+        let now = unix_now();
+        sec.devices().upsert_bytes(w, key.public().as_bytes(), now + 60).unwrap();
+        sec.publish();
+        let u = Address::unicast(&"2001:db8:1:5::".parse().unwrap(), w);
+        let mut hdr = [0u8; BIND_LEN];
+        emit_signed_bind(&key, BindRepr { next_header: 59, wallet: w, unicast: u, expiry: now + 60, sequence: 1, device_key: [0; 32], signature: [0; 64] }, &mut hdr).unwrap();
+        let bind = frame(u, Address::UNSPECIFIED, next_header::BIND, &hdr);
+        let to_anycast = frame(u, Address::anycast(w), 59, b"hi");
+        let mut frames = vec![VecFrame::new(&bind), VecFrame::new(&to_anycast)];
+        let (v, c) = run(&mut p, &mut frames);
+        // Same burst: the binding is not published yet, so the data is unproven.
+        assert_eq!(v, vec![Verdict::Consumed, Verdict::Drop(DropReason::SpoofedSource)]);
+        assert_eq!(c.snapshot().binds_accepted, 1);
+        sec.poll(now);
+        assert_eq!(sec.binding(&w).unwrap().unicast, u);
+        let mut frames = vec![VecFrame::new(&to_anycast), VecFrame::new(&bind)];
+        let (v, _) = run(&mut p, &mut frames);
+        assert_eq!(v, vec![Verdict::Tx(0), Verdict::Drop(DropReason::BindRejected)], "delivered; the replayed BIND refused");
+        let out = frames[0].data();
+        assert_eq!(&out[..6], &HOST.0, "back through the binding's ingress");
+        assert_eq!(Address::from_slice(&out[14 + w3ip::DST_OFFSET..]).unwrap(), u, "locator rewritten");
+    }
 }
