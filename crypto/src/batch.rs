@@ -9,7 +9,9 @@
 //!   The work done here (R decompressed, `k = H(R||A||M)`, the random weight `z`)
 //!   is kept, so re-checking a sub-batch never hashes or decompresses again.
 //! * **One equation.** A set `S` of items passes when
-//!   `[8]( (sum z_i s_i) B - sum z_i R_i - sum_A (sum_{i: A_i = A} z_i k_i) A ) = 0`.
+//!   `[8]( (sum z_i s_i) B + sum z_i (-R_i) + sum_A (sum_{i: A_i = A} z_i k_i) (-A) ) = 0`.
+//!   R_i and A are stored negated so that every R term keeps its short 128-bit
+//!   weight (a weight `-z` would be the full-size `l - z`, doubling its cost).
 //!   Items that share a key share one term (one point in the multi-scalar
 //!   multiplication), which makes a burst from few senders cheaper.
 //!   The `z_i` are odd 128-bit numbers from a keyed PRF (SHA-512 over a secret seed
@@ -45,9 +47,10 @@ pub struct BatchStats {
     pub malformed: u64,
     /// Items whose equation failed.
     pub bad: u64,
-    /// Multi-scalar equations over two or more items.
+    /// Weighted multi-scalar sums: one per batch of two or more, plus one per
+    /// bisection step.
     pub batch_equations: u64,
-    /// Single-item equations.
+    /// Plain single-signature equations (a batch of one, `verify_singly`).
     pub single_equations: u64,
 }
 
@@ -84,9 +87,10 @@ impl Weights {
 
 #[derive(Clone, Copy)]
 struct Item {
-    r: EdwardsPoint,
-    /// -z
-    neg_z: Scalar,
+    /// -R
+    neg_r: EdwardsPoint,
+    /// The weight: odd, 128 bits, so the R term costs half a full-size one.
+    z: Scalar,
     /// z * s
     zs: Scalar,
     /// z * k
@@ -186,8 +190,8 @@ impl BatchVerifier {
                 let key_id = self.key_id(key);
                 let z = self.weights.next();
                 self.items.push(Item {
-                    r: p.r,
-                    neg_z: -z,
+                    neg_r: p.neg_r,
+                    z,
                     zs: z * p.s,
                     zk: z * p.k,
                     s: p.s,
@@ -320,7 +324,7 @@ impl BatchVerifier {
     fn single(&mut self, i: u32) -> bool {
         self.stats.single_equations += 1;
         let it = &self.items[i as usize];
-        let p = crate::ed25519::Prepared { r: it.r, s: it.s, k: it.k };
+        let p = crate::ed25519::Prepared { neg_r: it.neg_r, s: it.s, k: it.k };
         equation_holds(&self.keys[it.key as usize], &p)
     }
 
@@ -350,10 +354,10 @@ impl BatchVerifier {
         let keys = &self.keys;
         let coeff = &self.key_coeff;
         let scalars = core::iter::once(b_coeff)
-            .chain(set.iter().map(|&i| items[i as usize].neg_z))
+            .chain(set.iter().map(|&i| items[i as usize].z))
             .chain(self.touched.iter().map(|&k| coeff[k as usize]));
         let points = core::iter::once(&BASEPOINT)
-            .chain(set.iter().map(|&i| &items[i as usize].r))
+            .chain(set.iter().map(|&i| &items[i as usize].neg_r))
             .chain(self.touched.iter().map(|&k| keys[k as usize].neg_point()));
         EdwardsPoint::vartime_multiscalar_mul(scalars, points)
     }

@@ -231,7 +231,9 @@ impl core::fmt::Debug for DeviceKey {
 /// and batch verification both work on.
 #[derive(Clone, Copy)]
 pub(crate) struct Prepared {
-    pub r: EdwardsPoint,
+    /// -R: the equations subtract R, and a negated point lets the batch give R
+    /// its short 128-bit weight `z` rather than the full-size `l - z`.
+    pub neg_r: EdwardsPoint,
     pub s: Scalar,
     pub k: Scalar,
 }
@@ -253,13 +255,13 @@ pub(crate) fn prepare(key: &PublicKey, msg: &[u8], sig: &[u8; 64]) -> Result<Pre
     h.update(key.as_bytes());
     h.update(msg);
     let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
-    Ok(Prepared { r, s, k })
+    Ok(Prepared { neg_r: -r, s, k })
 }
 
 /// Rule 4 for one prepared signature: `[8]([S]B - [k]A - R) = 0`.
 pub(crate) fn equation_holds(key: &PublicKey, p: &Prepared) -> bool {
     let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&p.k, key.neg_point(), &p.s);
-    (sb_minus_ka - p.r).mul_by_cofactor().is_identity()
+    (sb_minus_ka + p.neg_r).mul_by_cofactor().is_identity()
 }
 
 /// Verifies one signature under the [module rules](self).
