@@ -1,14 +1,18 @@
 # chainroute: the two commands an operator needs.
-#   make demo  - the lab: chain + appliances + traffic (arrives with the perf/lab issue)
+#   make demo  - the lab: chain + two appliances + traffic (lab/demo.sh, docs/lab.md)
 #   make test  - installs what is missing, then runs every suite
 SHELL := /bin/bash
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup test test-rust test-fuzz test-contracts fmt-check build
+.PHONY: setup test test-rust test-fuzz test-contracts test-tools fmt-check build demo
 
 setup:
 	./scripts/setup.sh
+
+# Needs root. LAB_SECONDS, LAB_RATE, LAB_KEEP=1: see lab/demo.sh.
+demo:
+	./lab/demo.sh
 
 build: setup
 	$(CARGO) build --workspace --all-targets
@@ -16,6 +20,7 @@ build: setup
 test: setup
 	$(MAKE) test-rust
 	$(MAKE) test-contracts
+	$(MAKE) test-tools
 	$(MAKE) test-fuzz
 	@echo "make test: all suites passed"
 
@@ -24,6 +29,10 @@ test-rust:
 
 test-contracts:
 	@if [ -x contracts/test.sh ]; then contracts/test.sh; else echo "contracts: not present yet"; fi
+
+# The Pktgen-DPDK pcap profiles and the Wireshark dissector, checked with tshark.
+test-tools:
+	perf/pktgen/check.sh
 
 test-fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh

@@ -11,18 +11,101 @@
 //! arena by copying it into one twice the size, which it then publishes; the old
 //! arena is freed after a grace period like any other unlinked memory.
 
+use core::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Arena {
-    words: Box<[AtomicU64]>,
+    words: NonNull<AtomicU64>,
     mask: usize,
+    backing: Backing,
+}
+
+enum Backing {
+    /// An anonymous mapping (base, bytes), asked to use transparent huge pages.
+    #[cfg(target_os = "linux")]
+    Mapped(*mut libc::c_void, usize),
+    Heap(#[allow(dead_code)] Box<[AtomicU64]>),
+}
+
+// SAFETY: the arena is a slice of atomics (Sync) that it owns exclusively; the raw
+// pointers only name that allocation.
+unsafe impl Send for Arena {}
+// SAFETY: as above; all access goes through `&AtomicU64`.
+unsafe impl Sync for Arena {}
+
+const HUGE: usize = 2 << 20;
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Backing::Mapped(base, len) = self.backing {
+            // SAFETY: `base`/`len` are exactly what mmap returned; nothing refers to the
+            // arena any more (we are in its destructor).
+            unsafe { libc::munmap(base, len) };
+        }
+    }
 }
 
 impl Arena {
-    /// A zeroed arena of `words` words (rounded up to a power of two).
-    pub fn new(words: usize) -> Arena {
-        let n = words.next_power_of_two();
-        Arena { words: (0..n).map(|_| AtomicU64::new(0)).collect(), mask: n - 1 }
+    /// A zeroed arena of `words` words (rounded up to a power of two). With
+    /// `huge_pages`, large arenas are mapped 2 MiB-aligned and advised to use
+    /// transparent huge pages: lookups touch lines all over the arena, and 4 KiB
+    /// pages would add a TLB miss (a page walk) to most of them.
+    pub fn new(words: usize, huge_pages: bool) -> Arena {
+        let n = words.next_power_of_two().max(8);
+        #[cfg(target_os = "linux")]
+        if huge_pages && n * 8 >= HUGE {
+            if let Some(a) = Arena::mapped(n) {
+                return a;
+            }
+        }
+        let _ = huge_pages;
+        let heap: Box<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
+        let words = NonNull::from(&heap[0]);
+        Arena {
+            words,
+            mask: n - 1,
+            backing: Backing::Heap(heap),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn mapped(n: usize) -> Option<Arena> {
+        let bytes = n * 8;
+        let len = bytes + HUGE;
+        // SAFETY: a fresh private anonymous mapping: no aliasing, zero-filled by the
+        // kernel, lazily backed. Failure is checked.
+        let base = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
+        }
+        let start = (base as usize).next_multiple_of(HUGE);
+        // SAFETY: [start, start + bytes) lies inside the mapping (we over-allocated by
+        // HUGE); madvise is only advice and cannot make the range invalid.
+        unsafe { libc::madvise(start as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE) };
+        // Zeroed memory is a valid [AtomicU64] (same layout as u64).
+        let words = NonNull::new(start as *mut AtomicU64)?;
+        Some(Arena {
+            words,
+            mask: n - 1,
+            backing: Backing::Mapped(base, len),
+        })
+    }
+
+    #[inline(always)]
+    fn slice(&self) -> &[AtomicU64] {
+        // SAFETY: `words` points to `mask + 1` initialised (zeroed or written) atomics
+        // owned by this arena for its whole life, suitably aligned.
+        unsafe { core::slice::from_raw_parts(self.words.as_ptr(), self.mask + 1) }
     }
 
     #[inline(always)]
@@ -32,8 +115,17 @@ impl Arena {
 
     #[inline(always)]
     fn at(&self, i: usize) -> &AtomicU64 {
-        // SAFETY: `words.len() == mask + 1` (a power of two), so `i & mask` is in bounds.
-        unsafe { self.words.get_unchecked(i & self.mask) }
+        // SAFETY: the slice has `mask + 1` words (a power of two), so `i & mask` is in bounds.
+        unsafe { self.slice().get_unchecked(i & self.mask) }
+    }
+
+    /// The 64-byte line holding word `i` (a node's first line, read as a unit).
+    #[inline(always)]
+    pub fn line(&self, i: usize) -> &[AtomicU64; 8] {
+        let base = i & self.mask & !7;
+        // SAFETY: the slice has `mask + 1` words, a power of two >= 8, so a base that
+        // is a multiple of 8 and at most `mask` has 8 words from it in bounds.
+        unsafe { &*(self.slice().as_ptr().add(base) as *const [AtomicU64; 8]) }
     }
 
     /// Reads node content (immutable once published, or written only by the writer).
@@ -61,6 +153,14 @@ impl Arena {
         self.at(i).store(v, Ordering::Release)
     }
 
+    fn huge(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Backing::Mapped(..) = self.backing {
+            return true;
+        }
+        false
+    }
+
     /// Address of word `i`, for prefetching only.
     #[inline(always)]
     pub fn addr(&self, i: usize) -> *const u64 {
@@ -69,7 +169,7 @@ impl Arena {
 
     /// Writer: a copy of this arena with room for `words` words.
     pub fn grown(&self, words: usize, used: usize) -> Arena {
-        let new = Arena::new(words.max(self.len()));
+        let new = Arena::new(words.max(self.len()), self.huge());
         for i in 0..used.min(self.len()) {
             new.set(i, self.get(i));
         }
@@ -77,13 +177,35 @@ impl Arena {
     }
 }
 
-/// Size classes in words; every class is a multiple of 8 (one 64-byte line).
-pub const CLASSES: [usize; 20] =
-    [8, 16, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 448, 512, 640, 768, 1024];
+/// Size classes in words: half a line (SKIP4 nodes, carved in pairs from one
+/// line), then multiples of a 64-byte line. Nodes other than DENSE ones are at
+/// most 134 words; the larger classes serve DENSE nodes and the big-value table.
+pub const CLASSES: [usize; 40] = classes();
+
+const fn classes() -> [usize; 40] {
+    let small = [
+        4, 8, 16, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 448, 512, 640, 768,
+        1024,
+    ];
+    let mut t = [0usize; 40];
+    let mut i = 0;
+    while i < 21 {
+        t[i] = small[i];
+        i += 1;
+    }
+    while i < 40 {
+        t[i] = 1024 << (i - 20);
+        i += 1;
+    }
+    t
+}
 
 /// The class index for a block of `words` words.
 pub fn class_of(words: usize) -> usize {
-    CLASSES.iter().position(|&c| c >= words).expect("block larger than the largest class")
+    CLASSES
+        .iter()
+        .position(|&c| c >= words)
+        .expect("block larger than the largest class")
 }
 
 /// The writer's free lists and bump pointer (offsets in words).
@@ -96,7 +218,11 @@ pub struct Alloc {
 
 impl Alloc {
     pub fn new(first: usize) -> Alloc {
-        Alloc { bump: first, free: Default::default(), live: 0 }
+        Alloc {
+            bump: first,
+            free: core::array::from_fn(|_| Vec::new()),
+            live: 0,
+        }
     }
 
     /// A block of class `c` from the free lists, or `None` (bump needed).
@@ -120,7 +246,11 @@ impl Alloc {
 
     /// Words sitting in free lists.
     pub fn free_words(&self) -> usize {
-        self.free.iter().zip(CLASSES).map(|(f, c)| f.len() * c).sum()
+        self.free
+            .iter()
+            .zip(CLASSES)
+            .map(|(f, c)| f.len() * c)
+            .sum()
     }
 }
 
@@ -130,15 +260,24 @@ mod tests {
 
     #[test]
     fn masked_indexing_and_growth() {
-        let a = Arena::new(1000);
+        let a = Arena::new(1000, false);
         assert_eq!(a.len(), 1024);
         a.set(5, 42);
-        assert_eq!(a.get(5 + 1024), 42, "indices wrap instead of leaving the slice");
+        assert_eq!(
+            a.get(5 + 1024),
+            42,
+            "indices wrap instead of leaving the slice"
+        );
         let b = a.grown(4096, 8);
         assert_eq!((b.len(), b.get(5), b.get(1029)), (4096, 42, 0));
-        assert!(CLASSES.iter().all(|c| c % 8 == 0));
-        assert_eq!(class_of(8), 0);
-        assert_eq!(class_of(9), 1);
+        let h = Arena::new(1 << 20, true);
+        h.set(3, 7);
+        assert_eq!(h.grown(1 << 21, 8).get(3), 7);
+        assert!(CLASSES[1..].iter().all(|c| c % 8 == 0));
+        assert_eq!(class_of(4), 0);
+        assert_eq!(class_of(8), 1);
+        assert_eq!(class_of(9), 2);
         assert_eq!(CLASSES[class_of(5 + 256 + 510)], 1024);
+        assert_eq!(CLASSES[class_of(3000)], 4096);
     }
 }

@@ -21,7 +21,10 @@ impl Default for NaiveLpm {
 
 impl NaiveLpm {
     pub fn new() -> NaiveLpm {
-        NaiveLpm { by_len: vec![HashMap::new(); 257], lens: Vec::new() }
+        NaiveLpm {
+            by_len: vec![HashMap::new(); 257],
+            lens: Vec::new(),
+        }
     }
 
     pub fn insert(&mut self, p: Prefix, v: u32) -> Option<u32> {
@@ -54,6 +57,8 @@ impl NaiveLpm {
     }
 
     pub fn lookup(&self, key: &Address) -> Option<u32> {
-        self.lens.iter().find_map(|&l| self.by_len[l as usize].get(&key.masked(l)).copied())
+        self.lens
+            .iter()
+            .find_map(|&l| self.by_len[l as usize].get(&key.masked(l)).copied())
     }
 }

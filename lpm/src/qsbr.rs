@@ -48,7 +48,9 @@ impl Qsbr {
         let max_readers = max_readers.max(1);
         Qsbr {
             global: AtomicU64::new(1),
-            readers: (0..max_readers).map(|_| Line(AtomicU64::new(OFFLINE))).collect(),
+            readers: (0..max_readers)
+                .map(|_| Line(AtomicU64::new(OFFLINE)))
+                .collect(),
             used: Mutex::new(vec![false; max_readers]),
         }
     }
@@ -130,7 +132,12 @@ impl Qsbr {
 
     /// Number of registered readers (diagnostics).
     pub fn readers(&self) -> usize {
-        self.used.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|u| **u).count()
+        self.used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|u| **u)
+            .count()
     }
 }
 
@@ -149,7 +156,10 @@ mod tests {
         assert!(q.completed() >= e);
         let e = q.advance();
         q.offline(a);
-        assert!(q.completed() >= e, "offline readers do not hold grace periods");
+        assert!(
+            q.completed() >= e,
+            "offline readers do not hold grace periods"
+        );
         q.online(a);
         q.synchronize(e);
         q.unregister(a);

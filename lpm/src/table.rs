@@ -6,7 +6,7 @@ use crate::node::*;
 use crate::qsbr::Qsbr;
 use chainroute_wire::{Address, Prefix};
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,11 +35,20 @@ pub struct Config {
     pub max_readers: usize,
     /// Arena words to reserve up front (it grows by doubling when needed).
     pub initial_words: usize,
+    /// Map the arena with transparent huge pages where the OS offers them.
+    pub huge_pages: bool,
+    /// A 16-bit region with more pieces than this becomes a DENSE node (256 KiB).
+    pub dense_min_pieces: usize,
 }
 
 impl Default for Config {
     fn default() -> Config {
-        Config { max_readers: 64, initial_words: 1 << 18 }
+        Config {
+            max_readers: 64,
+            initial_words: 1 << 18,
+            huge_pages: true,
+            dense_min_pieces: DENSE_MIN_PIECES,
+        }
     }
 }
 
@@ -62,6 +71,8 @@ pub struct MemoryStats {
     /// Node blocks in use (C8 nodes with their writer-only locals, SKIP nodes),
     /// size-class padding included.
     pub nodes: usize,
+    /// The table of next hops >= 2^30 (they do not fit in a slot).
+    pub big_values: usize,
     /// Blocks freed and waiting for reuse (in free lists or a grace period).
     pub free: usize,
     /// Writer-side index of the prefixes of length 1..=16, and per-slot owners.
@@ -74,7 +85,7 @@ impl MemoryStats {
     /// Everything the table needs: root, nodes, free blocks and writer index
     /// (not the arena's unused headroom).
     pub fn total(&self) -> usize {
-        self.root + self.nodes + self.free + self.writer
+        self.root + self.nodes + self.big_values + self.free + self.writer
     }
 }
 
@@ -119,10 +130,33 @@ impl Drop for Shared {
         // SAFETY: `Shared` is going away, so no reader or writer remains.
         unsafe {
             Retired(*self.arena.get_mut()).free();
-            for r in self.graveyard.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            for r in self
+                .graveyard
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+            {
                 r.free();
             }
         }
+    }
+}
+
+/// A prefix of a node (writer-side list; readers never see it). `start` is the
+/// prefix's chunk at the node's depth (its bits after `rel` are zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, packed)]
+struct Local {
+    start: u64,
+    rel: u8,
+    /// Compact value (see `node`).
+    value: u32,
+}
+
+impl Local {
+    /// Last chunk the prefix covers, as u128 (a 64-bit chunk space ends at 2^64).
+    fn end(&self, w: u32) -> u128 {
+        self.start as u128 + (1u128 << (w - self.rel as u32)) - 1
     }
 }
 
@@ -134,22 +168,259 @@ struct Item {
     /// Prefix length, or for a subtree the (byte-aligned) depth of its top node.
     len: u16,
     sub: bool,
-    /// Prefix: `value(nh)`. Subtree: the child part of an outcome.
-    payload: u64,
+    /// Prefix: compact value. Subtree: its NODE outcome.
+    payload: u32,
 }
 
 impl Item {
-    fn prefix(addr: Words, len: u16, v: u64) -> Item {
-        Item { addr: masked(&addr, len), len, sub: false, payload: v & VALUE_BITS }
+    fn prefix(addr: Words, len: u16, v: u32) -> Item {
+        Item {
+            addr: masked(&addr, len),
+            len,
+            sub: false,
+            payload: v,
+        }
     }
 
-    fn sub(addr: Words, depth: u16, child: u64) -> Item {
-        Item { addr: masked(&addr, depth), len: depth, sub: true, payload: child & CHILD_BITS }
+    fn sub(addr: Words, depth: u16, node: u32) -> Item {
+        Item {
+            addr: masked(&addr, depth),
+            len: depth,
+            sub: true,
+            payload: node,
+        }
     }
 
     fn order(&self) -> (Words, u16, bool) {
         (self.addr, self.len, self.sub)
     }
+}
+
+/// The locals of all RANGE nodes, in one vector carved into exact-size blocks,
+/// reused by size (no allocation per node).
+#[derive(Default)]
+struct Slab {
+    data: Vec<Local>,
+    /// id -> (offset, len); id 0 means "no locals".
+    index: Vec<(u32, u32)>,
+    free_ids: Vec<u32>,
+    /// Free blocks by length.
+    free_blocks: Vec<Vec<u32>>,
+}
+
+impl Slab {
+    fn new() -> Slab {
+        Slab {
+            index: vec![(0, 0)],
+            ..Default::default()
+        }
+    }
+
+    fn insert(&mut self, locals: &[Local]) -> u32 {
+        if locals.is_empty() {
+            return 0;
+        }
+        let len = locals.len();
+        let off = match self.free_blocks.get_mut(len).and_then(Vec::pop) {
+            Some(off) => off as usize,
+            None => {
+                let off = self.data.len();
+                self.data.extend_from_slice(locals);
+                off
+            }
+        };
+        self.data[off..off + len].copy_from_slice(locals);
+        let entry = (off as u32, len as u32);
+        match self.free_ids.pop() {
+            Some(id) => {
+                self.index[id as usize] = entry;
+                id
+            }
+            None => {
+                let id = self.index.len() as u32;
+                assert!(id <= MAX_LOCALS_ID, "lpm: more than 4M nodes with prefixes");
+                self.index.push(entry);
+                id
+            }
+        }
+    }
+
+    fn get(&self, id: u32) -> &[Local] {
+        let (off, len) = self.index[id as usize];
+        &self.data[off as usize..off as usize + len as usize]
+    }
+
+    fn remove(&mut self, id: u32) {
+        if id != 0 {
+            let (off, len) = self.index[id as usize];
+            if self.free_blocks.len() <= len as usize {
+                self.free_blocks.resize(len as usize + 1, Vec::new());
+            }
+            self.free_blocks[len as usize].push(off);
+            self.index[id as usize] = (0, 0);
+            self.free_ids.push(id);
+        }
+    }
+
+    fn shrink(&mut self) {
+        self.data.shrink_to_fit();
+        self.index.shrink_to_fit();
+    }
+
+    fn bytes(&self) -> usize {
+        self.data.capacity() * std::mem::size_of::<Local>()
+            + self.index.capacity() * std::mem::size_of::<(u32, u32)>()
+            + (self.free_ids.capacity() + self.free_blocks.iter().map(Vec::capacity).sum::<usize>())
+                * 4
+    }
+}
+
+/// Writer-side state of a DENSE node: its value and prefixes (readers see them
+/// pushed into the slots).
+struct Dense {
+    /// Chunk width: 8 or 16.
+    w: u32,
+    inherited: u32,
+    /// (start, rel) -> compact value, in start order (range queries find the
+    /// prefixes inside a range).
+    locals: BTreeMap<(u32, u8), u32>,
+    children: u32,
+}
+
+/// Regions with more pieces than this in their 16-bit layout become DENSE nodes
+/// (256 KiB each: worth it only where the table is crowded).
+pub const DENSE_MIN_PIECES: usize = 2048;
+
+/// One piece of a node's chunk space: a value (or NONE), or a child subtree
+/// (items `group` of the deeper items) whose inherited value is `value`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    start: u64,
+    value: u32,
+    group: Option<usize>,
+}
+
+/// A node layout under consideration: width, its locals, the deeper items grouped
+/// by chunk, and the pieces.
+struct Plan {
+    w: u32,
+    locals: Vec<Local>,
+    deeper: Vec<Item>,
+    groups: Vec<(u64, std::ops::Range<usize>)>,
+    pieces: Vec<Piece>,
+}
+
+impl Plan {
+    /// Lays out `items` (sorted) as a node of width `w` at depth `d`.
+    fn new(d: u16, w: u32, items: &[Item]) -> Plan {
+        let mut locals = Vec::new();
+        let mut deeper = Vec::with_capacity(items.len());
+        for it in items {
+            if !it.sub && it.len <= d + w as u16 {
+                let rel = (it.len - d) as u8;
+                locals.push(Local {
+                    start: chunk(&it.addr, d as usize, w),
+                    rel,
+                    value: it.payload,
+                });
+            } else {
+                deeper.push(*it);
+            }
+        }
+        let mut groups = Vec::new();
+        let mut s = 0;
+        while s < deeper.len() {
+            let x = chunk(&deeper[s].addr, d as usize, w);
+            let mut t = s + 1;
+            while t < deeper.len() && chunk(&deeper[t].addr, d as usize, w) == x {
+                t += 1;
+            }
+            groups.push((x, s..t));
+            s = t;
+        }
+        let pieces = pieces(w, &mut locals, &groups);
+        Plan {
+            w,
+            locals,
+            deeper,
+            groups,
+            pieces,
+        }
+    }
+
+    fn bounds(&self) -> usize {
+        self.pieces.len() - 1
+    }
+
+    /// Words of a RANGE node for this plan.
+    fn range_words(&self) -> usize {
+        1 + bound_words(self.w, self.bounds()) + self.pieces.len().div_ceil(2)
+    }
+
+    fn fits_range(&self) -> bool {
+        bound_words(self.w, self.bounds()) <= RANGE_BOUND_WORDS
+    }
+
+    fn one_line(&self) -> bool {
+        self.fits_range() && self.range_words() <= 8
+    }
+}
+
+/// Flattens nested locals and child points into pieces (sorted; the first starts
+/// at 0), merging neighbours with equal values. Sorts `locals` by (start, rel).
+fn pieces(w: u32, locals: &mut [Local], groups: &[(u64, std::ops::Range<usize>)]) -> Vec<Piece> {
+    locals.sort_unstable_by_key(|l| (l.start, l.rel));
+    let lim: u128 = 1u128 << w;
+    let mut cuts: Vec<u128> = Vec::with_capacity(2 * (locals.len() + groups.len()) + 1);
+    cuts.push(0);
+    for l in locals.iter() {
+        cuts.push(l.start as u128);
+        let e = l.end(w) + 1;
+        if e < lim {
+            cuts.push(e);
+        }
+    }
+    for (x, _) in groups {
+        cuts.push(*x as u128);
+        if (*x as u128) + 1 < lim {
+            cuts.push(*x as u128 + 1);
+        }
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out: Vec<Piece> = Vec::with_capacity(cuts.len());
+    let mut stack: Vec<usize> = Vec::new();
+    let (mut li, mut gi) = (0, 0);
+    for b in cuts {
+        while stack.last().is_some_and(|&t| locals[t].end(w) < b) {
+            stack.pop();
+        }
+        while li < locals.len() && locals[li].start as u128 == b {
+            stack.push(li);
+            li += 1;
+        }
+        let value = stack.last().map_or(NONE, |&t| locals[t].value);
+        let group = if gi < groups.len() && groups[gi].0 as u128 == b {
+            gi += 1;
+            Some(gi - 1)
+        } else {
+            None
+        };
+        let p = Piece {
+            start: b as u64,
+            value,
+            group,
+        };
+        if group.is_none()
+            && out
+                .last()
+                .is_some_and(|q| q.group.is_none() && q.value == value)
+        {
+            continue;
+        }
+        out.push(p);
+    }
+    out
 }
 
 /// The writer: a longest-prefix-match table from 256-bit prefixes to next hops.
@@ -165,6 +436,16 @@ pub struct Lpm {
     root_owner: Box<[u8]>,
     default: Option<u32>,
     count: usize,
+    /// DENSE nodes by word offset.
+    dense: HashMap<usize, Dense>,
+    dense_min_pieces: usize,
+    /// Locals of RANGE nodes, by the id in their header (0: none).
+    locals: Slab,
+    /// Next hops of 2^30 and more: value -> index, and the table (also in the arena).
+    big_ids: HashMap<u32, u32>,
+    big: Vec<u32>,
+    /// The arena block holding `big` (word offset, words).
+    big_block: (usize, usize),
     /// Blocks unlinked by the operation in progress.
     pending: Vec<(u32, u8)>,
     pending_arenas: Vec<Retired>,
@@ -182,7 +463,10 @@ impl Default for Lpm {
 
 impl fmt::Debug for Lpm {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.debug_struct("Lpm").field("len", &self.count).field("memory", &self.memory()).finish()
+        f.debug_struct("Lpm")
+            .field("len", &self.count)
+            .field("memory", &self.memory())
+            .finish()
     }
 }
 
@@ -192,7 +476,10 @@ impl Lpm {
     }
 
     pub fn with_config(cfg: Config) -> Lpm {
-        let arena = Box::new(Arena::new(cfg.initial_words.max(FIRST_NODE_WORD + 1024)));
+        let arena = Box::new(Arena::new(
+            cfg.initial_words.max(FIRST_NODE_WORD + 1024),
+            cfg.huge_pages,
+        ));
         let shared = Arc::new(Shared {
             arena: AtomicPtr::new(Box::into_raw(arena)),
             qsbr: Qsbr::new(cfg.max_readers),
@@ -202,9 +489,15 @@ impl Lpm {
             shared,
             alloc: Alloc::new(FIRST_NODE_WORD),
             root_locals: HashMap::new(),
-            root_owner: vec![0u8; ROOT_WORDS].into_boxed_slice(),
+            root_owner: vec![0u8; ROOT_SLOTS].into_boxed_slice(),
             default: None,
             count: 0,
+            dense: HashMap::new(),
+            dense_min_pieces: cfg.dense_min_pieces,
+            locals: Slab::new(),
+            big_ids: HashMap::new(),
+            big: Vec::new(),
+            big_block: (0, 0),
             pending: Vec::new(),
             pending_arenas: Vec::new(),
             retired: VecDeque::new(),
@@ -219,9 +512,12 @@ impl Lpm {
         Lpm::from_prefixes_with_config(pairs, Config::default())
     }
 
-    pub fn from_prefixes_with_config<I: IntoIterator<Item = (Prefix, u32)>>(pairs: I, cfg: Config) -> Lpm {
+    pub fn from_prefixes_with_config<I: IntoIterator<Item = (Prefix, u32)>>(
+        pairs: I,
+        cfg: Config,
+    ) -> Lpm {
         let mut t = Lpm::with_config(cfg);
-        let mut deep: Vec<Item> = Vec::new();
+        let mut deep: Vec<(Words, u16, u32)> = Vec::new();
         for (p, v) in pairs {
             match p.len() {
                 0..=16 => {
@@ -229,34 +525,42 @@ impl Lpm {
                         t.count += 1;
                     }
                 }
-                _ => deep.push(Item::prefix(words(p.addr().as_bytes()), p.len(), value(v))),
+                _ => deep.push((words(p.addr().as_bytes()), p.len(), v)),
             }
         }
         // Sort, keeping the last of equal prefixes.
         deep.reverse();
-        deep.sort_by_key(|it| (it.addr, it.len));
-        deep.dedup_by_key(|it| (it.addr, it.len));
+        deep.sort_by_key(|it| (it.0, it.1));
+        deep.dedup_by_key(|it| (it.0, it.1));
         t.count += deep.len();
+        let mut items: Vec<Item> = Vec::with_capacity(deep.len());
+        for (a, l, v) in deep {
+            let v = t.enc(v);
+            items.push(Item::prefix(a, l, v));
+        }
         let mut start = 0;
-        while start < deep.len() {
-            let top = deep[start].addr[0] >> 48;
+        while start < items.len() {
+            let top = items[start].addr[0] >> 48;
             let mut end = start + 1;
-            while end < deep.len() && deep[end].addr[0] >> 48 == top {
+            while end < items.len() && items[end].addr[0] >> 48 == top {
                 end += 1;
             }
-            let c = t.build(16, &mut deep[start..end]);
             let slot = top as usize;
-            let o = t.a().get(slot);
-            t.a().publish(slot, (o & VALUE_BITS) | c);
+            let inh = t.get_out(slot);
+            let c = t.build(16, &mut items[start..end], inh);
+            t.set_out(slot, c);
             start = end;
         }
+        t.locals.shrink();
         t.finish_op();
         t
     }
 
     /// A handle other threads use to make readers.
     pub fn handle(&self) -> Handle {
-        Handle { shared: self.shared.clone() }
+        Handle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// A reader for this thread or another (`Reader` is `Send`, not `Sync`).
@@ -293,6 +597,19 @@ impl Lpm {
     #[doc(hidden)]
     pub fn lookup_bulk_portable(&self, keys: &[Address], out: &mut [Option<u32>]) {
         lookup::lookup_bulk_portable(self.a(), keys, out)
+    }
+
+    /// The scalar-per-key AVX2 bulk kernel (the default picks AVX-512 when present).
+    #[doc(hidden)]
+    pub fn lookup_bulk_avx2(&self, keys: &[Address], out: &mut [Option<u32>]) {
+        lookup::lookup_bulk_avx2(self.a(), keys, out)
+    }
+
+    /// The cache lines a lookup of `key` reads, in order, with the key bit depth
+    /// of each step in bits 48..64 (diagnostics).
+    #[doc(hidden)]
+    pub fn trace(&self, key: &Address) -> Vec<usize> {
+        lookup::trace(self.a(), key)
     }
 
     /// Adds `prefix` or changes its next hop; returns the previous next hop.
@@ -340,7 +657,9 @@ impl Lpm {
         match len {
             0 => self.default,
             1..=16 => self.root_locals.get(&root_key(&addr, len)).copied(),
-            _ => self.get_at((addr[0] >> 48) as usize, 16, &addr, len),
+            _ => self
+                .get_at((addr[0] >> 48) as usize, 16, &addr, len)
+                .map(|v| self.dec(v)),
         }
     }
 
@@ -353,26 +672,60 @@ impl Lpm {
         for (&k, &v) in &self.root_locals {
             let mut a = [0u8; 32];
             a[..2].copy_from_slice(&((k >> 8) as u16).to_be_bytes());
-            out.push((Prefix::new(Address(a), (k & 0xff) as u16).expect("root local"), v));
+            out.push((
+                Prefix::new(Address(a), (k & 0xff) as u16).expect("root local"),
+                v,
+            ));
         }
-        for slot in 0..ROOT_WORDS {
-            let mut region = [0u64; 4];
-            region[0] = (slot as u64) << 48;
-            self.collect(self.a().get(slot), 16, region, &mut out);
+        for slot in 0..ROOT_SLOTS {
+            let o = self.get_out(slot);
+            if is_node(o) {
+                let region = [(slot as u64) << 48, 0, 0, 0];
+                for it in self.subtree_prefixes(o, 16, &region) {
+                    out.push((to_prefix(&it.addr, it.len), self.dec(it.payload)));
+                }
+            }
         }
         out
     }
 
     /// Memory in use; see [`MemoryStats`].
     pub fn memory(&self) -> MemoryStats {
-        let pending: usize = self.retired.iter().flat_map(|(_, v)| v).chain(&self.pending).map(|&(_, c)| CLASSES[c as usize]).sum();
+        let pending: usize = self
+            .retired
+            .iter()
+            .flat_map(|(_, v)| v)
+            .chain(&self.pending)
+            .map(|&(_, c)| CLASSES[c as usize])
+            .sum();
+        let locals = self.locals.bytes();
         MemoryStats {
             root: FIRST_NODE_WORD * 8,
-            nodes: (self.alloc.live - pending) * 8,
+            nodes: (self.alloc.live - pending - self.big_block.1) * 8,
+            big_values: self.big_block.1 * 8,
             free: (self.alloc.free_words() + pending) * 8,
-            writer: self.root_owner.len() + self.root_locals.capacity() * 16,
+            writer: self.root_owner.len()
+                + self.root_locals.capacity() * 16
+                + locals
+                + self.big_ids.capacity() * 12
+                + self.big.capacity() * 4
+                // A BTreeMap entry costs about 24 bytes with its node overhead.
+                + self.dense.values().map(|d| d.locals.len() * 24 + 48).sum::<usize>(),
             arena_capacity: self.a().len() * 8,
         }
+    }
+
+    /// Writer-side memory by part (diagnostics): (locals, locals slots, dense owner
+    /// arrays, dense locals, root owner and locals).
+    #[doc(hidden)]
+    pub fn writer_memory(&self) -> [usize; 5] {
+        [
+            self.locals.data.capacity() * std::mem::size_of::<Local>(),
+            self.locals.index.capacity() * 8,
+            0,
+            self.dense.values().map(|d| d.locals.len() * 24).sum(),
+            self.root_owner.len() + self.root_locals.capacity() * 16,
+        ]
     }
 
     /// Blocks until every reader has passed a quiescent state, then reuses all
@@ -384,17 +737,150 @@ impl Lpm {
     }
 
     // ---------------------------------------------------------------------------
-    // Arena access and allocation.
+    // Arena access, allocation and reclamation.
 
     #[inline(always)]
     fn a(&self) -> &Arena {
         self.shared.arena()
     }
 
+    /// The outcome in `slot` (word * 2 + half).
+    fn get_out(&self, slot: usize) -> u32 {
+        (self.a().get(slot >> 1) >> ((slot & 1) * 32)) as u32
+    }
+
+    /// Publishes outcome `o` in `slot`: one atomic store of the word holding it.
+    fn set_out(&self, slot: usize, o: u32) {
+        let a = self.a();
+        let w = a.get(slot >> 1);
+        let sh = (slot & 1) * 32;
+        a.publish(slot >> 1, (w & !(0xffff_ffffu64 << sh)) | (o as u64) << sh);
+    }
+
+    /// Gives the node `o` names the inherited value `v`; returns the outcome that
+    /// now stands for it. A DENSE node changes in place (every slot no prefix of its
+    /// own covers); a RANGE or SKIP node is never written once published, so it is
+    /// copied with the new header (the caller publishes the copy).
+    fn with_inherited(&mut self, o: u32, v: u32) -> u32 {
+        let node = node_word(o);
+        if is_dense(o) {
+            let Some(dn) = self.dense.get_mut(&node) else {
+                return o;
+            };
+            if dn.inherited != v {
+                dn.inherited = v;
+                self.dense_repaint(node, 0, 0);
+            }
+            return o;
+        }
+        let h = self.a().get(node);
+        if inherited(h) == v {
+            return o;
+        }
+        let (c, off) = self.copy_node(o);
+        self.a().set(off, (h & !0xffff_ffff) | v as u64);
+        c
+    }
+
+    /// The node `o` with its outcome `rel` (word * 2 + half, from the node's start)
+    /// replaced by `x`: a copy for RANGE and SKIP nodes, in place for DENSE ones.
+    fn with_slot(&mut self, o: u32, rel: usize, x: u32) -> u32 {
+        if is_dense(o) {
+            self.set_out(node_word(o) * 2 + rel, x);
+            return o;
+        }
+        if self.get_out(node_word(o) * 2 + rel) == x {
+            return o;
+        }
+        let (c, off) = self.copy_node(o);
+        let a = self.a();
+        let w = a.get(off + rel / 2);
+        let sh = (rel & 1) * 32;
+        a.set(
+            off + rel / 2,
+            (w & !(0xffff_ffffu64 << sh)) | (x as u64) << sh,
+        );
+        c
+    }
+
+    /// The on-match outcome of a SKIP or SKIP4 node, as a slot from its start.
+    fn skip_out_rel(o: u32) -> usize {
+        if kind(o) == K_SKIP4 {
+            SKIP4_OUT_REL
+        } else {
+            SKIP_OUT_REL
+        }
+    }
+
+    /// A SKIP or SKIP4 node's pattern (completed from `region`, an address inside
+    /// the node's region, for the words a SKIP4 does not store), end and outcome.
+    fn skip_parts(&self, o: u32, region: &Words) -> (Words, u16, u32) {
+        let a = self.a();
+        let node = node_word(o);
+        let h = a.get(node);
+        let end = skip_end(h) as u16;
+        if kind(o) == K_SKIP4 {
+            let j = skip4_word(h);
+            let mut pat = masked(region, skip_start(h));
+            pat[j] = a.get(node + 2);
+            if j < 3 {
+                pat[j + 1] = a.get(node + 3);
+            }
+            (masked(&pat, end), end, a.get(node + 1) as u32)
+        } else {
+            let pat: Words = core::array::from_fn(|i| a.get(node + 1 + i));
+            (pat, end, a.get(node + 5) as u32)
+        }
+    }
+
+    /// Copies the RANGE or SKIP node `o` (its locals move with it) and retires the
+    /// original; returns the copy's outcome and word offset, not yet published.
+    fn copy_node(&mut self, o: u32) -> (u32, usize) {
+        let words = self.node_words(o);
+        let off = self.alloc(words);
+        let from = node_word(o);
+        let a = self.a();
+        for i in 0..words {
+            a.set(off + i, a.get(from + i));
+        }
+        self.free(from, words);
+        (node_ref(kind(o), off), off)
+    }
+
+    /// The inherited value of the node `o` names.
+    fn node_inherited(&self, o: u32) -> u32 {
+        if is_dense(o) {
+            self.dense.get(&node_word(o)).map_or(NONE, |d| d.inherited)
+        } else {
+            inherited(self.a().get(node_word(o)))
+        }
+    }
+
+    /// Sets the value a slot of the root or of a DENSE node stands for: in its
+    /// child's header when it has one.
+    fn set_slot_value(&mut self, slot: usize, v: u32) {
+        let o = self.get_out(slot);
+        if is_node(o) {
+            let c = self.with_inherited(o, v);
+            if c != o {
+                self.set_out(slot, c);
+            }
+        } else if o != v {
+            self.set_out(slot, v);
+        }
+    }
+
     /// A block of at least `words` words, 64-byte aligned.
     fn alloc(&mut self, words: usize) -> usize {
         let c = class_of(words);
         if let Some(off) = self.alloc.take(c) {
+            return off;
+        }
+        if c == 0 {
+            // Half lines come in pairs: take a line, keep the second half free.
+            let off = self.alloc(CLASSES[1]);
+            self.alloc.give_back(off + CLASSES[0], 0);
+            self.alloc.live -= CLASSES[1] - 2 * CLASSES[0];
             return off;
         }
         if self.alloc.bump + CLASSES[c] > self.a().len() {
@@ -405,14 +891,19 @@ impl Lpm {
             self.grow(self.alloc.bump + CLASSES[c]);
         }
         let off = self.alloc.bump(c);
-        assert!((off as u64 >> 3) <= MAX_LINE, "lpm arena over 32 GiB");
+        assert!(((off >> 3) as u32) <= LINE_MASK, "lpm arena over 8 GiB");
         off
     }
 
     fn grow(&mut self, need: usize) {
         let old = self.shared.arena.load(Ordering::Relaxed);
-        let new = Box::new(self.a().grown((self.a().len() * 2).max(need), self.alloc.bump));
-        self.shared.arena.store(Box::into_raw(new), Ordering::Release);
+        let new = Box::new(
+            self.a()
+                .grown((self.a().len() * 2).max(need), self.alloc.bump),
+        );
+        self.shared
+            .arena
+            .store(Box::into_raw(new), Ordering::Release);
         self.pending_arenas.push(Retired(old));
     }
 
@@ -420,22 +911,47 @@ impl Lpm {
         self.pending.push((off as u32, class_of(words) as u8));
     }
 
-    fn c8_words(&self, node: usize) -> usize {
-        let a = self.a();
-        let n: u32 = (0..4).map(|i| a.get(node + i).count_ones()).sum();
-        C8_OUT + n as usize + ((a.get(node + C8_CUM) >> 32) & 0xffff) as usize
+    /// Words of the node `o` names.
+    fn node_words(&self, o: u32) -> usize {
+        if is_dense(o) {
+            return (1usize << dense_width(o)) / 2;
+        }
+        if kind(o) == K_SKIP4 {
+            return SKIP4_WORDS;
+        }
+        let h = self.a().get(node_word(o));
+        match ty(h) {
+            TY_RANGE => {
+                let (w, nb) = range_params(h);
+                // Every node but SKIP4 starts a line of its own.
+                (1 + bound_words(w, nb) + (nb + 1).div_ceil(2)).max(8)
+            }
+            _ => SKIP_WORDS,
+        }
     }
 
-    fn free_node(&mut self, o: u64) {
-        match kind(o) {
-            KIND_C8 => {
-                let node = child_word(o);
-                let w = self.c8_words(node);
-                self.free(node, w);
-            }
-            KIND_SKIP => self.free(child_word(o), SKIP_WORDS),
-            _ => {}
+    /// Unlinks the node `o` names (not its children): its block waits for a grace
+    /// period, its locals go at once (readers never see them).
+    fn free_node(&mut self, o: u32) {
+        let words = self.node_words(o);
+        if is_dense(o) {
+            self.dense.remove(&node_word(o));
+            self.free(node_word(o), words);
+            return;
         }
+        let h = self.a().get(node_word(o));
+        if ty(h) != TY_SKIP {
+            self.free_locals_id(locals_id(h));
+        }
+        self.free(node_word(o), words);
+    }
+
+    fn new_locals_id(&mut self, locals: Vec<Local>) -> u32 {
+        self.locals.insert(&locals)
+    }
+
+    fn free_locals_id(&mut self, id: u32) {
+        self.locals.remove(id);
     }
 
     /// Ends an operation: memory it unlinked starts its grace period.
@@ -443,7 +959,8 @@ impl Lpm {
         if !self.pending.is_empty() || !self.pending_arenas.is_empty() {
             let e = self.shared.qsbr.advance();
             if !self.pending.is_empty() {
-                self.retired.push_back((e, std::mem::take(&mut self.pending)));
+                self.retired
+                    .push_back((e, std::mem::take(&mut self.pending)));
             }
             for r in self.pending_arenas.drain(..) {
                 self.retired_arenas.push_back((e, r));
@@ -477,163 +994,508 @@ impl Lpm {
     }
 
     // ---------------------------------------------------------------------------
+    // Values.
+
+    /// The compact value of next hop `nh`.
+    fn enc(&mut self, nh: u32) -> u32 {
+        if nh < SMALL_LIMIT {
+            return TAG_VALUE | nh;
+        }
+        if let Some(&i) = self.big_ids.get(&nh) {
+            return TAG_BIG | i;
+        }
+        let i = self.big.len();
+        assert!(
+            i < PAYLOAD as usize,
+            "lpm: too many distinct next hops >= 2^30"
+        );
+        self.big.push(nh);
+        // The table in the arena: grow it by copying, publish, then use.
+        if i / 2 >= self.big_block.1 {
+            let words = (self.big_block.1 * 2).max(8);
+            let off = self.alloc(words);
+            let a = self.a();
+            for (j, pair) in self.big.chunks(2).enumerate() {
+                a.set(
+                    off + j,
+                    pair[0] as u64 | (*pair.get(1).unwrap_or(&0) as u64) << 32,
+                );
+            }
+            a.publish(BIG_WORD, off as u64 | (self.big.len() as u64) << 32);
+            let old = self.big_block;
+            self.big_block = (off, words);
+            if old.1 > 0 {
+                self.free(old.0, old.1);
+            }
+        } else {
+            let a = self.a();
+            let (off, _) = self.big_block;
+            let w = a.get(off + i / 2);
+            let sh = (i & 1) * 32;
+            a.set(
+                off + i / 2,
+                (w & !(0xffff_ffffu64 << sh)) | (nh as u64) << sh,
+            );
+            a.publish(BIG_WORD, off as u64 | (self.big.len() as u64) << 32);
+        }
+        self.big_ids.insert(nh, i as u32);
+        TAG_BIG | i as u32
+    }
+
+    /// The next hop of a compact value.
+    fn dec(&self, v: u32) -> u32 {
+        if v >> 30 == 3 {
+            self.big[(v & PAYLOAD) as usize]
+        } else {
+            v & PAYLOAD
+        }
+    }
+
+    // ---------------------------------------------------------------------------
     // Node construction.
 
     /// A SKIP node: keys equal to `pattern` on `[0, end)` continue with `on_match`.
-    fn new_skip(&mut self, pattern: &Words, start: u16, end: u16, on_match: u64) -> u64 {
+    fn new_skip(
+        &mut self,
+        pattern: &Words,
+        start: u16,
+        end: u16,
+        on_match: u32,
+        inherited: u32,
+    ) -> u32 {
+        let p = masked(pattern, end);
+        let j = (start / 64) as usize;
+        if (end as usize) <= 64 * (j + 2) && j < 4 {
+            // The bits to check lie in words j and j + 1: half a line.
+            let off = self.alloc(SKIP4_WORDS);
+            let a = self.a();
+            a.set(off, header_skip4(inherited, start, end, j));
+            a.set(off + 1, on_match as u64);
+            a.set(off + 2, p[j]);
+            a.set(off + 3, if j < 3 { p[j + 1] } else { 0 });
+            return node_ref(K_SKIP4, off);
+        }
         let off = self.alloc(SKIP_WORDS);
         let a = self.a();
-        let p = masked(pattern, end);
+        a.set(off, header_skip(inherited, start, end));
         for (i, w) in p.iter().enumerate() {
-            a.set(off + i, *w);
+            a.set(off + 1 + i, *w);
         }
-        a.set(off + SKIP_META, end as u64 | (start as u64) << 16);
-        a.set(off + SKIP_OUT, on_match);
-        a.set(off + 6, 0);
-        a.set(off + 7, 0);
-        child(KIND_SKIP, off)
-    }
-
-    /// A C8 node from its locals (sorted here) and the child part of each slot.
-    fn new_c8(&mut self, locals: &mut [u64], children: &[u64; 256]) -> u64 {
-        locals.sort_unstable_by_key(|&l| (local_len(l), local_start(l)));
-        let mut outs = [0u64; 256];
-        for &l in locals.iter() {
-            let s = local_start(l) as usize;
-            let n = 256usize >> local_len(l);
-            outs[s..s + n].fill(value(local_value(l)));
-        }
-        let mut bm = [0u64; 4];
-        let mut runs = [0u64; 256];
-        let mut n = 0;
-        for c in 0..256 {
-            let o = outs[c] | children[c];
-            if c == 0 || o != runs[n - 1] {
-                bm[c >> 6] |= 1 << (c & 63);
-                runs[n] = o;
-                n += 1;
-            }
-        }
-        let c1 = bm[0].count_ones() as u64;
-        let c2 = c1 + bm[1].count_ones() as u64;
-        let c3 = c2 + bm[2].count_ones() as u64;
-        let m = locals.len();
-        let off = self.alloc(C8_OUT + n + m);
-        let a = self.a();
-        for (i, w) in bm.iter().enumerate() {
-            a.set(off + i, *w);
-        }
-        a.set(off + C8_CUM, c1 << 8 | c2 << 16 | c3 << 24 | (m as u64) << 32);
-        for (i, o) in runs[..n].iter().enumerate() {
-            a.set(off + C8_OUT + i, *o);
-        }
-        for (i, l) in locals.iter().enumerate() {
-            a.set(off + C8_OUT + n + i, *l);
-        }
-        child(KIND_C8, off)
-    }
-
-    /// The locals and per-slot child parts of a C8 node.
-    fn read_c8(&self, node: usize) -> (Vec<u64>, [u64; 256]) {
-        let a = self.a();
-        let bm: [u64; 4] = core::array::from_fn(|i| a.get(node + i));
-        let n: usize = bm.iter().map(|w| w.count_ones() as usize).sum();
-        let m = ((a.get(node + C8_CUM) >> 32) & 0xffff) as usize;
-        let locals = (0..m).map(|i| a.get(node + C8_OUT + n + i)).collect();
-        let mut children = [0u64; 256];
-        let mut run = 0usize;
-        for (c, ch) in children.iter_mut().enumerate() {
-            if c > 0 && bm[c >> 6] >> (c & 63) & 1 != 0 {
-                run += 1;
-            }
-            *ch = a.get(node + C8_OUT + run) & CHILD_BITS;
-        }
-        (locals, children)
-    }
-
-    /// The word holding the outcome of slot `c` of a C8 node.
-    fn c8_slot(&self, node: usize, c: u8) -> usize {
-        let a = self.a();
-        let c = c as usize;
-        let mut rank = 0;
-        for i in 0..c >> 6 {
-            rank += a.get(node + i).count_ones() as usize;
-        }
-        rank += (a.get(node + (c >> 6)) & (u64::MAX >> (63 - (c & 63)))).count_ones() as usize;
-        node + C8_OUT + rank - 1
+        a.set(off + 5, on_match as u64);
+        node_ref(K_SKIP, off)
     }
 
     /// Builds the structure for `items` (sorted by `Item::order`) below a slot at
-    /// byte-aligned depth `d`; returns the child part of that slot's outcome.
+    /// byte-aligned depth `d` whose own value is `inherited`; returns the slot's new
+    /// outcome (a NODE, or NONE when there are no items).
     ///
-    /// Every item has `len > d`, and no item lies inside a subtree item's region
-    /// unless it is the prefix naming exactly that region.
-    fn build(&mut self, d: u16, items: &mut [Item]) -> u64 {
+    /// Every item has `len > d`; no item lies inside a subtree item's region unless
+    /// it is the prefix naming exactly that region.
+    fn build(&mut self, d: u16, items: &mut [Item], inherited: u32) -> u32 {
+        self.build_hint(d, items, inherited, 0)
+    }
+
+    /// [`Lpm::build`], trying a RANGE node of width `hint` first (the width of the
+    /// node being replaced, which usually still fits: saves laying out the others).
+    fn build_hint(&mut self, d: u16, items: &mut [Item], inherited: u32, hint: u32) -> u32 {
         match items.len() {
-            0 => return 0,
+            0 => return NONE,
             1 => {
                 let it = items[0];
                 if !it.sub {
-                    return self.new_skip(&it.addr, d, it.len, it.payload);
+                    return self.new_skip(&it.addr, d, it.len, it.payload, inherited);
                 }
                 if it.len == d {
-                    return it.payload;
+                    return self.with_inherited(it.payload, inherited);
                 }
-                if kind(it.payload) == KIND_SKIP {
+                if is_skip(it.payload) {
                     // Skip into a skip: one longer skip instead.
-                    let node = child_word(it.payload);
-                    let a = self.a();
-                    let pat: Words = core::array::from_fn(|i| a.get(node + i));
-                    let end = (a.get(node + SKIP_META) & 0x1ff) as u16;
-                    let om = a.get(node + SKIP_OUT);
-                    self.free(node, SKIP_WORDS);
-                    return self.new_skip(&pat, d, end, om);
+                    let (pat, end, om) = self.skip_parts(it.payload, &it.addr);
+                    self.free_node(it.payload);
+                    return self.new_skip(&pat, d, end, om, inherited);
                 }
-                return self.new_skip(&it.addr, d, it.len, it.payload);
+                let sub = self.with_inherited(it.payload, NONE);
+                return self.new_skip(&it.addr, d, it.len, sub, inherited);
             }
             _ => {}
         }
         let last = items.len() - 1;
         let mut l = lcp(&items[0].addr, &items[last].addr);
+        let mut min_sub = 256u16;
         for it in items.iter() {
             l = l.min(it.len);
+            if it.sub {
+                min_sub = min_sub.min(it.len);
+            }
         }
         let e = l & !7;
-        if e > d {
+        // A region has at most 2 pieces per item, plus one.
+        if d <= 240
+            && min_sub >= d + 16
+            && e < d + 16
+            && 2 * items.len() + 1 > self.dense_min_pieces
+        {
+            let plan = Plan::new(d, 16, items);
+            if plan.pieces.len() > self.dense_min_pieces {
+                return self.new_dense(d, plan, inherited);
+            }
+        }
+        // Candidate RANGE layouts, widest first (the hinted one before them).
+        let mut best: Option<Plan> = None;
+        let mut fallback: Option<Plan> = None;
+        for (k, w) in [hint, 64u32, 32, 16, 8].into_iter().enumerate() {
+            if w == 0 || (k > 0 && w == hint) {
+                continue;
+            }
+            // A node whose items all share its whole chunk is a skip in disguise.
+            if d as u32 + w > 256 || (min_sub as u32) < d as u32 + w || e as u32 >= d as u32 + w {
+                continue;
+            }
+            let plan = Plan::new(d, w, items);
+            if plan.one_line() {
+                best = Some(plan);
+                break;
+            }
+            if fallback.is_none() && plan.fits_range() {
+                fallback = Some(plan);
+            }
+        }
+        if best.is_none() && e > d {
             // Every item shares bits [d, e): one skip, then the rest below e.
             let (val, rest) = if !items[0].sub && items[0].len == e {
                 (items[0].payload, &mut items[1..])
             } else {
-                (0, &mut items[..])
+                (NONE, &mut items[..])
             };
             let addr = rest[0].addr;
-            let c = self.build(e, rest);
-            return self.new_skip(&addr, d, e, val | c);
+            let c = self.build(e, rest, val);
+            return self.new_skip(&addr, d, e, c, inherited);
         }
-        // A C8 node at d.
-        let bi = (d / 8) as usize;
-        let mut locals = Vec::new();
-        let mut deeper: Vec<Item> = Vec::with_capacity(items.len());
-        for it in items.iter() {
-            if !it.sub && it.len <= d + 8 {
-                let rel = (it.len - d) as u8;
-                locals.push(local(byte(&it.addr, bi), rel, it.payload as u32));
-            } else {
-                deeper.push(*it);
+        match best.or(fallback) {
+            Some(plan) => self.new_range(d, plan, inherited),
+            None => {
+                let plan = Plan::new(d, 8, items);
+                self.new_dense(d, plan, inherited)
             }
         }
-        let mut children = [0u64; 256];
-        let mut s = 0;
-        while s < deeper.len() {
-            let b = byte(&deeper[s].addr, bi);
-            let mut t = s + 1;
-            while t < deeper.len() && byte(&deeper[t].addr, bi) == b {
-                t += 1;
-            }
-            children[b as usize] = self.build(d + 8, &mut deeper[s..t]);
-            s = t;
+    }
+
+    /// Builds the children of a plan; returns the outcome of each piece. A child
+    /// whose piece has no value of its own inherits `fallback` (a DENSE node's
+    /// value, which has no header to carry it; NONE under a RANGE node).
+    fn build_pieces(&mut self, d: u16, plan: &mut Plan, fallback: u32) -> Vec<u32> {
+        let mut outs = Vec::with_capacity(plan.pieces.len());
+        for i in 0..plan.pieces.len() {
+            let p = plan.pieces[i];
+            outs.push(match p.group {
+                Some(g) => {
+                    let r = plan.groups[g].1.clone();
+                    let inh = if p.value == NONE { fallback } else { p.value };
+                    self.build(d + plan.w as u16, &mut plan.deeper[r], inh)
+                }
+                None => p.value,
+            });
         }
-        self.new_c8(&mut locals, &children)
+        outs
+    }
+
+    fn new_range(&mut self, d: u16, mut plan: Plan, inherited: u32) -> u32 {
+        let outs = self.build_pieces(d, &mut plan, NONE);
+        let w = plan.w;
+        let nb = plan.bounds();
+        let bw = bound_words(w, nb);
+        let lanes = (64 / w) as usize;
+        let words = plan.range_words();
+        let locals = std::mem::take(&mut plan.locals);
+        let id = self.new_locals_id(locals);
+        // Every node but SKIP4 starts a line of its own.
+        let off = self.alloc(words.max(8));
+        let a = self.a();
+        a.set(off, header_range(inherited, w, nb, id));
+        for j in 0..bw {
+            let mut word = 0u64;
+            for i in j * lanes..((j + 1) * lanes).min(nb) {
+                word |= plan.pieces[i + 1].start << (w as usize * (i % lanes));
+            }
+            a.set(off + 1 + j, word);
+        }
+        for (j, pair) in outs.chunks(2).enumerate() {
+            a.set(
+                off + 1 + bw + j,
+                pair[0] as u64 | (*pair.get(1).unwrap_or(&0) as u64) << 32,
+            );
+        }
+        node_ref(K_R8 + w.trailing_zeros() - 3, off)
+    }
+
+    /// A DENSE node of the plan's width (8 or 16).
+    fn new_dense(&mut self, d: u16, mut plan: Plan, inherited: u32) -> u32 {
+        let w = plan.w;
+        let slots = 1usize << w;
+        let outs = self.build_pieces(d, &mut plan, inherited);
+        let off = self.alloc(slots / 2);
+        let locals: BTreeMap<(u32, u8), u32> = plan
+            .locals
+            .iter()
+            .map(|l| ((l.start as u32, l.rel), l.value))
+            .collect();
+        let mut children = 0;
+        let a = self.a();
+        let mut slot_out = vec![0u32; slots];
+        for (i, p) in plan.pieces.iter().enumerate() {
+            let end = plan.pieces.get(i + 1).map_or(slots, |q| q.start as usize);
+            let o = if outs[i] == NONE { inherited } else { outs[i] };
+            children += is_node(o) as u32;
+            slot_out[p.start as usize..end].fill(o);
+        }
+        for j in 0..slots / 2 {
+            a.set(
+                off + j,
+                slot_out[2 * j] as u64 | (slot_out[2 * j + 1] as u64) << 32,
+            );
+        }
+        self.dense.insert(
+            off,
+            Dense {
+                w,
+                inherited,
+                locals,
+                children,
+            },
+        );
+        node_ref(if w == 8 { K_DENSE8 } else { K_DENSE16 }, off)
+    }
+
+    /// The values of slots `[start, start + 2^(w - rel))` of a DENSE node: the
+    /// longest of its prefixes covering each, else its inherited value.
+    fn dense_values(&self, node: usize, start: usize, rel: u8) -> Vec<u32> {
+        let dn = &self.dense[&node];
+        let w = dn.w;
+        let n = 1usize << (w - rel as u32);
+        let mut base = dn.inherited;
+        for r in (1..=rel).rev() {
+            let st = (start as u32) & !((1u32 << (w - r as u32)) - 1);
+            if let Some(&v) = dn.locals.get(&(st, r)) {
+                base = v;
+                break;
+            }
+        }
+        let mut vals = vec![base; n];
+        let mut inner: Vec<(u8, usize, u32)> = dn
+            .locals
+            .range((start as u32, 0)..((start + n) as u32, 0))
+            .filter(|((_, r), _)| *r > rel)
+            .map(|(&(s, r), &v)| (r, s as usize, v))
+            .collect();
+        inner.sort_unstable_by_key(|x| x.0);
+        for (r, s, v) in inner {
+            vals[s - start..s - start + (1usize << (w - r as u32))].fill(v);
+        }
+        vals
+    }
+
+    /// Republishes slots `[start, start + 2^(w - rel))` of a DENSE node after its
+    /// prefixes or inherited value changed (only slots whose value changes).
+    fn dense_repaint(&mut self, node: usize, start: usize, rel: u8) {
+        let vals = self.dense_values(node, start, rel);
+        for (c, v) in vals.into_iter().enumerate() {
+            self.set_slot_value(node * 2 + start + c, v);
+        }
+    }
+
+    fn dense_insert(&mut self, o: u32, d: u16, p: Item) -> Option<u32> {
+        let node = node_word(o);
+        let w = dense_width(o);
+        let c = chunk(&p.addr, d as usize, w) as usize;
+        if p.len <= d + w as u16 {
+            let rel = (p.len - d) as u8;
+            let old = self
+                .dense
+                .get_mut(&node)?
+                .locals
+                .insert((c as u32, rel), p.payload);
+            self.dense_repaint(node, c, rel);
+            return old;
+        }
+        let s = node * 2 + c;
+        let cur = self.get_out(s);
+        let (child, old) = self.insert_at(cur, d + w as u16, p);
+        if child != cur {
+            self.set_out(s, child);
+        }
+        if !is_node(cur) {
+            self.dense.get_mut(&node)?.children += 1;
+        }
+        old
+    }
+
+    fn dense_remove(&mut self, o: u32, d: u16, addr: &Words, len: u16) -> (u32, Option<u32>) {
+        let node = node_word(o);
+        let w = dense_width(o);
+        let c = chunk(addr, d as usize, w) as usize;
+        if len <= d + w as u16 {
+            let rel = (len - d) as u8;
+            let Some(dn) = self.dense.get_mut(&node) else {
+                return (o, None);
+            };
+            let Some(old) = dn.locals.remove(&(c as u32, rel)) else {
+                return (o, None);
+            };
+            self.dense_repaint(node, c, rel);
+            return (self.dense_collapse(o), Some(old));
+        }
+        let s = node * 2 + c;
+        let cur = self.get_out(s);
+        let (child, old) = self.remove_at(cur, d + w as u16, addr, len);
+        if old.is_none() {
+            return (o, None);
+        }
+        if child != cur {
+            self.set_out(s, child);
+        }
+        if !is_node(child) {
+            if let Some(dn) = self.dense.get_mut(&node) {
+                dn.children -= 1;
+            }
+            return (self.dense_collapse(o), old);
+        }
+        (o, old)
+    }
+
+    /// An empty DENSE node goes away: returns what stands for it (its inherited
+    /// value when empty, else itself).
+    fn dense_collapse(&mut self, o: u32) -> u32 {
+        let dn = &self.dense[&node_word(o)];
+        if dn.children == 0 && dn.locals.is_empty() {
+            let inh = dn.inherited;
+            self.free_node(o);
+            return inh;
+        }
+        o
+    }
+
+    // ---------------------------------------------------------------------------
+    // Reading nodes back (writer side).
+
+    /// A RANGE node's width, pieces (start, outcome slot) and locals.
+    fn read_pieces(&self, o: u32) -> (u32, Vec<(u64, usize)>, &[Local]) {
+        let a = self.a();
+        let node = node_word(o);
+        let h = a.get(node);
+        let locals: &[Local] = self.locals.get(locals_id(h));
+        let (w, nb) = range_params(h);
+        let lanes = (64 / w) as usize;
+        let mask = u64::MAX >> (64 - w);
+        let base = (node + 1 + bound_words(w, nb)) * 2;
+        let mut out = vec![(0u64, base)];
+        for i in 0..nb {
+            let b = (a.get(node + 1 + i / lanes) >> (w as usize * (i % lanes))) & mask;
+            out.push((b, base + i + 1));
+        }
+        (w, out, locals)
+    }
+
+    /// A RANGE node's width, the slot of the piece holding chunk `x`, and its
+    /// locals (without building the piece list).
+    fn range_lookup(&self, o: u32, x: u64) -> (u32, usize, &[Local]) {
+        let a = self.a();
+        let node = node_word(o);
+        let h = a.get(node);
+        let (w, nb) = range_params(h);
+        let lanes = (64 / w) as usize;
+        let mask = u64::MAX >> (64 - w);
+        let mut i = 0;
+        while i < nb && (a.get(node + 1 + i / lanes) >> (w as usize * (i % lanes))) & mask <= x {
+            i += 1;
+        }
+        (
+            w,
+            (node + 1 + bound_words(w, nb)) * 2 + i,
+            self.locals.get(locals_id(h)),
+        )
+    }
+
+    /// The node `o` (at depth `d`, in the region of `addr`) as builder items: its
+    /// prefixes and its children as subtrees.
+    fn node_items(&self, o: u32, d: u16, addr: &Words) -> Vec<Item> {
+        let node = node_word(o);
+        let region = masked(addr, d);
+        let mut items = Vec::new();
+        if is_dense(o) {
+            let dn = &self.dense[&node];
+            let w = dn.w;
+            for (&(st, r), &v) in &dn.locals {
+                items.push(Item::prefix(
+                    with_chunk(&region, d as usize, w, st as u64),
+                    d + r as u16,
+                    v,
+                ));
+            }
+            for c in 0..1usize << w {
+                let x = self.get_out(node * 2 + c);
+                if is_node(x) {
+                    items.push(Item::sub(
+                        with_chunk(&region, d as usize, w, c as u64),
+                        d + w as u16,
+                        x,
+                    ));
+                }
+            }
+            items.sort_by_key(Item::order);
+            return items;
+        }
+        if is_skip(o) {
+            let (pat, end, om) = self.skip_parts(o, &region);
+            if is_node(om) {
+                let inh = self.node_inherited(om);
+                if is_value(inh) {
+                    items.push(Item::prefix(pat, end, inh));
+                }
+                items.push(Item::sub(pat, end, om));
+            } else if is_value(om) {
+                items.push(Item::prefix(pat, end, om));
+            }
+        } else {
+            let (w, pieces, locals) = self.read_pieces(o);
+            for l in locals {
+                items.push(Item::prefix(
+                    with_chunk(&region, d as usize, w, l.start),
+                    d + l.rel as u16,
+                    l.value,
+                ));
+            }
+            for (start, slot) in pieces {
+                let c = self.get_out(slot);
+                if is_node(c) {
+                    items.push(Item::sub(
+                        with_chunk(&region, d as usize, w, start),
+                        d + w as u16,
+                        c,
+                    ));
+                }
+            }
+        }
+        items.sort_by_key(Item::order);
+        items
+    }
+
+    /// Builds the replacement of node `o` from `items` and retires `o`; returns
+    /// the outcome that stands for it (its inherited value when nothing is left).
+    fn rebuild(&mut self, o: u32, d: u16, mut items: Vec<Item>) -> u32 {
+        let inh = self.node_inherited(o);
+        items.sort_by_key(Item::order);
+        let hint = if is_node(o) && kind(o) <= K_R64 {
+            8 << kind(o)
+        } else {
+            0
+        };
+        let c = self.build_hint(d, &mut items, inh, hint);
+        self.free_node(o);
+        if c == NONE {
+            inh
+        } else {
+            c
+        }
     }
 
     // ---------------------------------------------------------------------------
@@ -642,18 +1504,18 @@ impl Lpm {
     /// Prefixes of length 0..=16 live in the default word and the root slots.
     fn set_shallow(&mut self, p: &Prefix, v: u32) -> Option<u32> {
         let len = p.len();
+        let val = self.enc(v);
         if len == 0 {
-            self.a().publish(DEFAULT_WORD, value(v));
+            self.a().publish(DEFAULT_WORD, val as u64);
             return self.default.replace(v);
         }
         let addr = words(p.addr().as_bytes());
         let old = self.root_locals.insert(root_key(&addr, len), v);
         let start = (addr[0] >> 48) as usize;
-        let a = self.shared.arena();
         for s in start..start + (1usize << (16 - len)) {
             if self.root_owner[s] as u16 <= len {
                 self.root_owner[s] = len as u8;
-                a.publish(s, (a.get(s) & CHILD_BITS) | value(v));
+                self.set_root_value(s, val);
             }
         }
         old
@@ -662,30 +1524,46 @@ impl Lpm {
     fn unset_shallow(&mut self, p: &Prefix) -> Option<u32> {
         let len = p.len();
         if len == 0 {
-            self.a().publish(DEFAULT_WORD, 0);
+            self.a().publish(DEFAULT_WORD, NONE as u64);
             return self.default.take();
         }
         let addr = words(p.addr().as_bytes());
         let old = self.root_locals.remove(&root_key(&addr, len))?;
-        let cover = (1..len).rev().find_map(|l| self.root_locals.get(&root_key(&addr, l)).map(|&v| (l, v)));
+        let cover = (1..len)
+            .rev()
+            .find_map(|l| self.root_locals.get(&root_key(&addr, l)).map(|&v| (l, v)));
+        let (l, val) = match cover {
+            Some((l, v)) => (l as u8, self.enc(v)),
+            None => (0, NONE),
+        };
         let start = (addr[0] >> 48) as usize;
-        let a = self.shared.arena();
         for s in start..start + (1usize << (16 - len)) {
             if self.root_owner[s] as u16 == len {
-                let (l, val) = cover.map_or((0, 0), |(l, v)| (l as u8, value(v)));
                 self.root_owner[s] = l;
-                a.publish(s, (a.get(s) & CHILD_BITS) | val);
+                self.set_root_value(s, val);
             }
         }
         Some(old)
+    }
+
+    /// Sets the value of root slot `s` (in its child's header when it has one).
+    fn set_root_value(&mut self, s: usize, val: u32) {
+        self.set_slot_value(s, val);
     }
 
     fn insert_inner(&mut self, p: &Prefix, v: u32) -> Option<u32> {
         let old = if p.len() <= 16 {
             self.set_shallow(p, v)
         } else {
-            let it = Item::prefix(words(p.addr().as_bytes()), p.len(), value(v));
-            self.insert_at((it.addr[0] >> 48) as usize, 16, it)
+            let val = self.enc(v);
+            let it = Item::prefix(words(p.addr().as_bytes()), p.len(), val);
+            let slot = (it.addr[0] >> 48) as usize;
+            let cur = self.get_out(slot);
+            let (c, old) = self.insert_at(cur, 16, it);
+            if c != cur {
+                self.set_out(slot, c);
+            }
+            old.map(|o| self.dec(o))
         };
         if old.is_none() {
             self.count += 1;
@@ -698,7 +1576,13 @@ impl Lpm {
             self.unset_shallow(p)
         } else {
             let addr = words(p.addr().as_bytes());
-            self.remove_at((addr[0] >> 48) as usize, 16, &addr, p.len())
+            let slot = (addr[0] >> 48) as usize;
+            let cur = self.get_out(slot);
+            let (c, old) = self.remove_at(cur, 16, &addr, p.len());
+            if c != cur {
+                self.set_out(slot, c);
+            }
+            old.map(|o| self.dec(o))
         };
         if old.is_some() {
             self.count -= 1;
@@ -711,309 +1595,383 @@ impl Lpm {
         self.insert_inner(p, v)
     }
 
-    /// Inserts prefix item `p` below the outcome word `slot`, at depth `d`.
-    fn insert_at(&mut self, slot: usize, d: u16, p: Item) -> Option<u32> {
-        let o = self.a().get(slot);
-        match kind(o) {
-            KIND_C8 => {
-                let node = child_word(o);
-                let bi = (d / 8) as usize;
-                let b = byte(&p.addr, bi);
-                if p.len <= d + 8 {
-                    let (mut locals, children) = self.read_c8(node);
-                    let rel = (p.len - d) as u8;
-                    let mut old = None;
-                    match locals.iter_mut().find(|l| local_start(**l) == b && local_len(**l) == rel) {
-                        Some(l) => {
-                            old = Some(local_value(*l));
-                            *l = local(b, rel, p.payload as u32);
-                        }
-                        None => locals.push(local(b, rel, p.payload as u32)),
+    /// Inserts prefix item `p` below outcome `o` (of a slot at depth `d`); returns
+    /// the outcome that replaces `o` (the caller publishes it) and the compact value
+    /// `p` replaced.
+    fn insert_at(&mut self, o: u32, d: u16, p: Item) -> (u32, Option<u32>) {
+        if !is_node(o) {
+            // No subtree yet: the slot's own value moves into the new node.
+            return (self.build(d, &mut [p], o), None);
+        }
+        if is_dense(o) {
+            let old = self.dense_insert(o, d, p);
+            return (o, old);
+        }
+        let node = node_word(o);
+        if is_skip(o) {
+            let (pat, end, om) = self.skip_parts(o, &p.addr);
+            let rel = Lpm::skip_out_rel(o);
+            if lcp(&p.addr, &pat).min(p.len).min(end) == end {
+                if p.len == end {
+                    if is_node(om) {
+                        let inh = self.node_inherited(om);
+                        let c = self.with_inherited(om, p.payload);
+                        return (self.with_slot(o, rel, c), is_value(inh).then_some(inh));
                     }
-                    let c = self.new_c8(&mut locals, &children);
-                    self.a().publish(slot, (o & VALUE_BITS) | c);
-                    self.free_node(o);
-                    return old;
+                    return (
+                        self.with_slot(o, rel, p.payload),
+                        is_value(om).then_some(om),
+                    );
                 }
-                let w = self.c8_slot(node, b);
-                if kind(self.a().get(w)) != KIND_NONE {
-                    return self.insert_at(w, d + 8, p);
+                if is_node(om) {
+                    let (c, old) = self.insert_at(om, end, p);
+                    return (self.with_slot(o, rel, c), old);
                 }
-                let (mut locals, mut children) = self.read_c8(node);
-                children[b as usize] = self.build(d + 8, &mut [p]);
-                let c = self.new_c8(&mut locals, &children);
-                self.a().publish(slot, (o & VALUE_BITS) | c);
+            }
+            let mut items = self.node_items(o, d, &p.addr);
+            items.push(p);
+            return (self.rebuild(o, d, items), None);
+        }
+        let w = range_params(self.a().get(node)).0;
+        let (_, s, locals) = self.range_lookup(o, chunk(&p.addr, d as usize, w));
+        if p.len <= d + w as u16 {
+            let rel = (p.len - d) as u8;
+            let start = chunk(&p.addr, d as usize, w);
+            let old = locals
+                .iter()
+                .find(|l| l.start == start && l.rel == rel)
+                .map(|l| l.value);
+            let mut items = self.node_items(o, d, &p.addr);
+            if old.is_some() {
+                items.retain(|it| it.sub || it.len != p.len || it.addr != p.addr);
+            }
+            items.push(p);
+            return (self.rebuild(o, d, items), old);
+        }
+        let child = self.get_out(s);
+        if is_node(child) {
+            let (c, old) = self.insert_at(child, d + w as u16, p);
+            return (self.with_slot(o, s - node * 2, c), old);
+        }
+        let mut items = self.node_items(o, d, &p.addr);
+        items.push(p);
+        (self.rebuild(o, d, items), None)
+    }
+
+    /// Removes prefix `addr/len` below outcome `o` (of a slot at depth `d`); returns
+    /// the outcome that replaces `o` and the compact value removed.
+    fn remove_at(&mut self, o: u32, d: u16, addr: &Words, len: u16) -> (u32, Option<u32>) {
+        if !is_node(o) {
+            return (o, None);
+        }
+        if is_dense(o) {
+            return self.dense_remove(o, d, addr, len);
+        }
+        let node = node_word(o);
+        if is_skip(o) {
+            let h = self.a().get(node);
+            let (pat, end, om) = self.skip_parts(o, addr);
+            if lcp(addr, &pat).min(len).min(end) < end {
+                return (o, None);
+            }
+            if len == end {
+                if is_node(om) {
+                    let inh = self.node_inherited(om);
+                    if !is_value(inh) {
+                        return (o, None);
+                    }
+                    // Nothing ends at `end` any more: the skip may merge with its child.
+                    let c = self.with_inherited(om, NONE);
+                    let items = vec![Item::sub(pat, end, c)];
+                    return (self.rebuild(o, d, items), Some(inh));
+                }
+                if !is_value(om) {
+                    return (o, None);
+                }
+                let inh = inherited(h);
                 self.free_node(o);
-                None
+                return (inh, Some(om));
             }
-            KIND_SKIP => {
-                let node = child_word(o);
-                let a = self.a();
-                let pat: Words = core::array::from_fn(|i| a.get(node + i));
-                let end = (a.get(node + SKIP_META) & 0x1ff) as u16;
-                let om = a.get(node + SKIP_OUT);
-                let m = lcp(&p.addr, &pat).min(p.len).min(end);
-                if m == end {
-                    if p.len == end {
-                        let old = (om & HAS_VALUE != 0).then_some(om as u32);
-                        a.publish(node + SKIP_OUT, (om & CHILD_BITS) | p.payload);
-                        return old;
-                    }
-                    if kind(om) != KIND_NONE {
-                        return self.insert_at(node + SKIP_OUT, end, p);
-                    }
-                }
-                let mut items = vec![p];
-                if om & HAS_VALUE != 0 {
-                    items.push(Item::prefix(pat, end, om));
-                }
-                if kind(om) != KIND_NONE {
-                    items.push(Item::sub(pat, end, om));
-                }
-                items.sort_by_key(Item::order);
-                let c = self.build(d, &mut items);
-                self.a().publish(slot, (o & VALUE_BITS) | c);
-                self.free(node, SKIP_WORDS);
-                None
+            if !is_node(om) {
+                return (o, None);
             }
-            _ => {
-                let c = self.build(d, &mut [p]);
-                self.a().publish(slot, (o & VALUE_BITS) | c);
-                None
+            let (c, old) = self.remove_at(om, end, addr, len);
+            if old.is_none() {
+                return (o, None);
             }
+            if c == NONE {
+                let inh = inherited(h);
+                self.free_node(o);
+                return (inh, old);
+            }
+            if is_node(c) && is_skip(c) && !is_value(self.node_inherited(c)) {
+                return (self.rebuild(o, d, vec![Item::sub(pat, end, c)]), old);
+            }
+            return (self.with_slot(o, Lpm::skip_out_rel(o), c), old);
         }
-    }
-
-    /// Removes prefix `addr/len` below the outcome word `slot`, at depth `d`.
-    fn remove_at(&mut self, slot: usize, d: u16, addr: &Words, len: u16) -> Option<u32> {
-        let o = self.a().get(slot);
-        match kind(o) {
-            KIND_C8 => {
-                let node = child_word(o);
-                let bi = (d / 8) as usize;
-                let b = byte(addr, bi);
-                if len <= d + 8 {
-                    let (mut locals, children) = self.read_c8(node);
-                    let rel = (len - d) as u8;
-                    let i = locals.iter().position(|l| local_start(*l) == b && local_len(*l) == rel)?;
-                    let old = local_value(locals.swap_remove(i));
-                    self.rebuild_c8(slot, o, d, addr, locals, children);
-                    return Some(old);
-                }
-                let w = self.c8_slot(node, b);
-                if kind(self.a().get(w)) == KIND_NONE {
-                    return None;
-                }
-                let old = self.remove_at(w, d + 8, addr, len)?;
-                if kind(self.a().get(w)) == KIND_NONE {
-                    let (locals, children) = self.read_c8(node);
-                    self.rebuild_c8(slot, o, d, addr, locals, children);
-                }
-                Some(old)
-            }
-            KIND_SKIP => {
-                let node = child_word(o);
-                let a = self.a();
-                let pat: Words = core::array::from_fn(|i| a.get(node + i));
-                let end = (a.get(node + SKIP_META) & 0x1ff) as u16;
-                let om = a.get(node + SKIP_OUT);
-                if lcp(addr, &pat).min(len).min(end) < end {
-                    return None;
-                }
-                if len == end {
-                    if om & HAS_VALUE == 0 {
-                        return None;
-                    }
-                    if kind(om) == KIND_NONE {
-                        a.publish(slot, o & VALUE_BITS);
-                        self.free(node, SKIP_WORDS);
-                    } else if kind(om) == KIND_SKIP {
-                        // Nothing ends at `end` any more: merge the two skips.
-                        let c = self.build(d, &mut [Item::sub(pat, end, om)]);
-                        self.a().publish(slot, (o & VALUE_BITS) | c);
-                        self.free(node, SKIP_WORDS);
-                    } else {
-                        a.publish(node + SKIP_OUT, om & CHILD_BITS);
-                    }
-                    return Some(om as u32);
-                }
-                if kind(om) == KIND_NONE {
-                    return None;
-                }
-                let old = self.remove_at(node + SKIP_OUT, end, addr, len)?;
-                let om = self.a().get(node + SKIP_OUT);
-                if om == 0 {
-                    self.a().publish(slot, o & VALUE_BITS);
-                    self.free(node, SKIP_WORDS);
-                } else if om & HAS_VALUE == 0 && kind(om) == KIND_SKIP {
-                    let c = self.build(d, &mut [Item::sub(pat, end, om)]);
-                    self.a().publish(slot, (o & VALUE_BITS) | c);
-                    self.free(node, SKIP_WORDS);
-                }
-                Some(old)
-            }
-            _ => None,
-        }
-    }
-
-    /// Replaces the C8 node of outcome `o` (in word `slot`, depth `d`, region of
-    /// `addr`) by one with these locals and children, or by something smaller when
-    /// at most one of them is left.
-    fn rebuild_c8(&mut self, slot: usize, o: u64, d: u16, addr: &Words, mut locals: Vec<u64>, children: [u64; 256]) {
-        let nchildren = children.iter().filter(|c| **c != 0).count();
-        let c = if locals.len() + nchildren <= 1 {
-            let region = masked(addr, d);
-            let bi = (d / 8) as usize;
-            let at = |b: u8| {
-                let mut w = region;
-                w[bi / 8] |= (b as u64) << (56 - 8 * (bi % 8));
-                w
+        let w = range_params(self.a().get(node)).0;
+        let (_, s, locals) = self.range_lookup(o, chunk(addr, d as usize, w));
+        if len <= d + w as u16 {
+            let rel = (len - d) as u8;
+            let start = chunk(addr, d as usize, w);
+            let Some(old) = locals
+                .iter()
+                .find(|l| l.start == start && l.rel == rel)
+                .map(|l| l.value)
+            else {
+                return (o, None);
             };
-            let mut items = Vec::new();
-            if let Some(&l) = locals.first() {
-                items.push(Item::prefix(at(local_start(l)), d + local_len(l) as u16, value(local_value(l))));
-            }
-            if let Some(b) = children.iter().position(|c| *c != 0) {
-                items.push(Item::sub(at(b as u8), d + 8, children[b]));
-            }
-            self.build(d, &mut items)
-        } else {
-            self.new_c8(&mut locals, &children)
-        };
-        self.a().publish(slot, (o & VALUE_BITS) | c);
-        self.free_node(o);
+            let mut items = self.node_items(o, d, addr);
+            let key = masked(addr, len);
+            items.retain(|it| it.sub || it.len != len || it.addr != key);
+            return (self.rebuild(o, d, items), Some(old));
+        }
+        let child = self.get_out(s);
+        if !is_node(child) {
+            return (o, None);
+        }
+        let (c, old) = self.remove_at(child, d + w as u16, addr, len);
+        if old.is_none() {
+            return (o, None);
+        }
+        if is_node(c) {
+            return (self.with_slot(o, s - node * 2, c), old);
+        }
+        // The child went away: the node loses that piece.
+        let mut items = self.node_items(o, d, addr);
+        items.retain(|it| !(it.sub && it.payload == child));
+        (self.rebuild(o, d, items), old)
     }
 
     fn get_at(&self, slot: usize, d: u16, addr: &Words, len: u16) -> Option<u32> {
-        let a = self.a();
-        let o = a.get(slot);
-        match kind(o) {
-            KIND_C8 => {
-                let node = child_word(o);
-                let b = byte(addr, (d / 8) as usize);
-                if len <= d + 8 {
-                    let rel = (len - d) as u8;
-                    let (locals, _) = self.read_c8(node);
-                    return locals.iter().find(|l| local_start(**l) == b && local_len(**l) == rel).map(|l| local_value(*l));
-                }
-                self.get_at(self.c8_slot(node, b), d + 8, addr, len)
-            }
-            KIND_SKIP => {
-                let node = child_word(o);
-                let pat: Words = core::array::from_fn(|i| a.get(node + i));
-                let end = (a.get(node + SKIP_META) & 0x1ff) as u16;
-                let om = a.get(node + SKIP_OUT);
-                if lcp(addr, &pat).min(len).min(end) < end {
-                    return None;
-                }
-                if len == end {
-                    return (om & HAS_VALUE != 0).then_some(om as u32);
-                }
-                self.get_at(node + SKIP_OUT, end, addr, len)
-            }
-            _ => None,
+        let o = self.get_out(slot);
+        if !is_node(o) {
+            return None;
         }
+        let a = self.a();
+        let node = node_word(o);
+        if is_dense(o) {
+            let w = dense_width(o);
+            let c = chunk(addr, d as usize, w);
+            if len <= d + w as u16 {
+                let rel = (len - d) as u32;
+                return self.dense[&node]
+                    .locals
+                    .get(&(c as u32, rel as u8))
+                    .copied();
+            }
+            return self.get_at(node * 2 + c as usize, d + w as u16, addr, len);
+        }
+        if is_skip(o) {
+            let (pat, end, om) = self.skip_parts(o, addr);
+            if lcp(addr, &pat).min(len).min(end) < end {
+                return None;
+            }
+            if len == end {
+                let v = if is_node(om) {
+                    self.node_inherited(om)
+                } else {
+                    om
+                };
+                return is_value(v).then_some(v);
+            }
+            return self.get_at(node * 2 + Lpm::skip_out_rel(o), end, addr, len);
+        }
+        let w = range_params(a.get(node)).0;
+        let (_, s, locals) = self.range_lookup(o, chunk(addr, d as usize, w));
+        if len <= d + w as u16 {
+            let rel = (len - d) as u8;
+            let start = chunk(addr, d as usize, w);
+            return locals
+                .iter()
+                .find(|l| l.start == start && l.rel == rel)
+                .map(|l| l.value);
+        }
+        self.get_at(s, d + w as u16, addr, len)
     }
 
-    /// Collects the prefixes below outcome `o` (at depth `d`, region `region`).
-    fn collect(&self, o: u64, d: u16, region: Words, out: &mut Vec<(Prefix, u32)>) {
-        let a = self.a();
-        match kind(o) {
-            KIND_C8 => {
-                let node = child_word(o);
-                let bi = (d / 8) as usize;
-                let at = |b: u8| {
-                    let mut w = region;
-                    w[bi / 8] |= (b as u64) << (56 - 8 * (bi % 8));
-                    w
-                };
-                let (locals, children) = self.read_c8(node);
-                for l in locals {
-                    out.push((to_prefix(&at(local_start(l)), d + local_len(l) as u16), local_value(l)));
+    /// Every prefix below the node `o` (at depth `d`, in the region of `addr`).
+    fn subtree_prefixes(&self, o: u32, d: u16, addr: &Words) -> Vec<Item> {
+        let mut out = Vec::new();
+        let mut stack = vec![(o, d, *addr)];
+        while let Some((o, d, addr)) = stack.pop() {
+            for it in self.node_items(o, d, &addr) {
+                if it.sub {
+                    stack.push((it.payload, it.len, it.addr));
+                } else {
+                    out.push(it);
                 }
-                for (b, c) in children.iter().enumerate() {
-                    if *c != 0 {
-                        self.collect(*c, d + 8, at(b as u8), out);
+            }
+        }
+        out
+    }
+
+    /// Node census (diagnostics): counts of (DENSE8, RANGE by width 8/16/32/64,
+    /// RANGE nodes that fit one line, SKIP with a child, SKIP tails, DENSE16).
+    #[doc(hidden)]
+    pub fn census(&self) -> [usize; 9] {
+        let mut c = [0usize; 9];
+        let mut stack: Vec<u32> = (0..ROOT_SLOTS)
+            .map(|s| self.get_out(s))
+            .filter(|o| is_node(*o))
+            .collect();
+        while let Some(o) = stack.pop() {
+            let a = self.a();
+            let node = node_word(o);
+            if is_dense(o) {
+                c[if dense_width(o) == 8 { 0 } else { 8 }] += 1;
+                stack.extend(
+                    (0..1usize << dense_width(o))
+                        .map(|x| self.get_out(node * 2 + x))
+                        .filter(|x| is_node(*x)),
+                );
+                continue;
+            }
+            let h = a.get(node);
+            match ty(h) {
+                TY_SKIP => {
+                    let om = self.get_out(node * 2 + Lpm::skip_out_rel(o));
+                    if is_node(om) {
+                        c[6] += 1;
+                        stack.push(om);
+                    } else {
+                        c[7] += 1;
+                    }
+                    continue;
+                }
+                TY_RANGE => {
+                    let (w, nb) = range_params(h);
+                    c[1 + w.trailing_zeros() as usize - 3] += 1;
+                    if 1 + bound_words(w, nb) + (nb + 1).div_ceil(2) <= 8 {
+                        c[5] += 1;
                     }
                 }
+                _ => {}
             }
-            KIND_SKIP => {
-                let node = child_word(o);
-                let pat: Words = core::array::from_fn(|i| a.get(node + i));
-                let end = (a.get(node + SKIP_META) & 0x1ff) as u16;
-                let om = a.get(node + SKIP_OUT);
-                if om & HAS_VALUE != 0 {
-                    out.push((to_prefix(&pat, end), om as u32));
+            let (_, pieces, _) = self.read_pieces(o);
+            for (_, s) in pieces {
+                let x = self.get_out(s);
+                if is_node(x) {
+                    stack.push(x);
                 }
-                self.collect(om, end, pat, out);
             }
-            _ => {}
         }
+        c
     }
 
     /// Checks the structural invariants (tests and debugging); returns a description
     /// of the first violation.
     #[doc(hidden)]
     pub fn check(&self) -> Result<(), String> {
-        for slot in 0..ROOT_WORDS {
-            self.check_at(self.a().get(slot), 16, &[(slot as u64) << 48, 0, 0, 0])?;
+        for slot in 0..ROOT_SLOTS {
+            let o = self.get_out(slot);
+            if is_node(o) {
+                self.check_at(o, 16, &[(slot as u64) << 48, 0, 0, 0])?;
+            }
         }
         Ok(())
     }
 
-    fn check_at(&self, o: u64, d: u16, region: &Words) -> Result<(), String> {
+    fn check_at(&self, o: u32, d: u16, region: &Words) -> Result<(), String> {
         let a = self.a();
-        match kind(o) {
-            KIND_NONE => Ok(()),
-            KIND_C8 => {
-                let node = child_word(o);
-                if d % 8 != 0 || d >= 256 {
-                    return Err(format!("C8 node at depth {d}"));
-                }
-                if a.get(node) & 1 == 0 {
-                    return Err("C8 slot 0 starts no run".into());
-                }
-                let bm: [u64; 4] = core::array::from_fn(|i| a.get(node + i));
-                let cum = a.get(node + C8_CUM);
-                let mut c = 0;
-                for w in 0..4 {
-                    if (cum >> (8 * w)) & 0xff != c {
-                        return Err("C8 cumulative counts".into());
+        let node = node_word(o);
+        let align = if kind(o) == K_SKIP4 { 4 } else { 8 };
+        if node % align != 0 || node < FIRST_NODE_WORD {
+            return Err(format!("node at word {node}"));
+        }
+        if is_dense(o) {
+            let dn = self.dense.get(&node).ok_or("dense node without state")?;
+            let w = dn.w;
+            if d % 8 != 0 || d as u32 + w > 256 || w != dense_width(o) {
+                return Err(format!("dense{w} node at depth {d}"));
+            }
+            let mut children = 0;
+            let vals = self.dense_values(node, 0, 0);
+            for (c, &val) in vals.iter().enumerate() {
+                let x = self.get_out(node * 2 + c);
+                if is_node(x) {
+                    children += 1;
+                    if self.node_inherited(x) != val {
+                        return Err(format!("dense child {c} inherits the wrong value"));
                     }
-                    c += bm[w].count_ones() as u64;
+                    self.check_at(
+                        x,
+                        d + w as u16,
+                        &with_chunk(region, d as usize, w, c as u64),
+                    )?;
+                } else if x != val {
+                    return Err(format!("dense slot {c} has {x:#x}, not {val:#x}"));
                 }
-                let (locals, children) = self.read_c8(node);
-                for l in &locals {
-                    let r = local_len(*l);
-                    if !(1..=8).contains(&r) || local_start(*l) & (0xffu8.checked_shr(r as u32).unwrap_or(0)) != 0 {
-                        return Err(format!("bad local {l:#x}"));
+            }
+            if children != dn.children {
+                return Err(format!(
+                    "dense node counts {} children, has {children}",
+                    dn.children
+                ));
+            }
+            return Ok(());
+        }
+        let h = a.get(node);
+        match ty(h) {
+            TY_SKIP => {
+                let (pat, end, om) = self.skip_parts(o, region);
+                let four = kind(o) == K_SKIP4;
+                if four != (end as usize <= 64 * (d as usize / 64 + 2))
+                    || (four && skip4_word(h) != d as usize / 64)
+                {
+                    return Err(format!("skip {d}->{end} in the wrong form"));
+                }
+                if !four && (0..4).any(|i| a.get(node + 1 + i) != pat[i]) {
+                    return Err("skip pattern".into());
+                }
+                if end <= d
+                    || end > 256
+                    || skip_start(h) != d
+                    || masked(&pat, d) != *region
+                    || masked(&pat, end) != pat
+                {
+                    return Err(format!("skip {d}->{end} does not fit its region"));
+                }
+                if is_node(om) {
+                    if end % 8 != 0 {
+                        return Err(format!("skip to {end} continues into a node"));
                     }
+                    return self.check_at(om, end, &pat);
                 }
-                let bi = (d / 8) as usize;
-                for (b, ch) in children.iter().enumerate() {
-                    let mut w = *region;
-                    w[bi / 8] |= (b as u64) << (56 - 8 * (bi % 8));
-                    self.check_at(*ch, d + 8, &w)?;
+                if !is_value(om) {
+                    return Err("skip leads nowhere".into());
                 }
                 Ok(())
             }
-            KIND_SKIP => {
-                let node = child_word(o);
-                let pat: Words = core::array::from_fn(|i| a.get(node + i));
-                let end = (a.get(node + SKIP_META) & 0x1ff) as u16;
-                let om = a.get(node + SKIP_OUT);
-                if end <= d || end > 256 || masked(&pat, d) != *region || masked(&pat, end) != pat {
-                    return Err(format!("skip {d}->{end} does not fit its region"));
+            TY_RANGE => {
+                if d % 8 != 0 || d >= 256 {
+                    return Err(format!("node at depth {d}"));
                 }
-                if kind(om) != KIND_NONE && end % 8 != 0 {
-                    return Err(format!("skip to {end} continues into a node"));
+                let (w, pieces, locals) = self.read_pieces(o);
+                if d as u32 + w > 256 {
+                    return Err(format!("{w}-bit node at depth {d}"));
                 }
-                if om == 0 {
-                    return Err("skip leads nowhere".into());
+                if pieces[0].0 != 0 || pieces.windows(2).any(|p| p[0].0 >= p[1].0) {
+                    return Err(format!("pieces out of order at depth {d}"));
                 }
-                self.check_at(om & CHILD_BITS, end, &pat)
+                for l in locals {
+                    if l.rel == 0
+                        || l.rel as u32 > w
+                        || (l.rel as u32) < w
+                            && l.start & (u64::MAX >> (64 - (w - l.rel as u32))) != 0
+                    {
+                        return Err(format!("bad local {l:?}"));
+                    }
+                }
+                for (start, s) in pieces {
+                    let c = self.get_out(s);
+                    if is_node(c) {
+                        self.check_at(c, d + w as u16, &with_chunk(region, d as usize, w, start))?;
+                    }
+                }
+                Ok(())
             }
-            k => Err(format!("unknown kind {k}")),
+            t => Err(format!("unknown node type {t}")),
         }
     }
 }
@@ -1021,7 +1979,11 @@ impl Lpm {
 impl Drop for Lpm {
     fn drop(&mut self) {
         // Readers may still walk retired arenas: they go when the last reader does.
-        let mut g = self.shared.graveyard.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self
+            .shared
+            .graveyard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         g.extend(self.pending_arenas.drain(..));
         g.extend(self.retired_arenas.drain(..).map(|(_, r)| r));
     }
@@ -1046,8 +2008,16 @@ pub struct Handle {
 impl Handle {
     /// Registers a reader (online from the start).
     pub fn reader(&self) -> Result<Reader, Error> {
-        let slot = self.shared.qsbr.register().ok_or(Error::TooManyReaders(self.shared.qsbr.capacity()))?;
-        Ok(Reader { shared: self.shared.clone(), slot, online: Cell::new(true) })
+        let slot = self
+            .shared
+            .qsbr
+            .register()
+            .ok_or(Error::TooManyReaders(self.shared.qsbr.capacity()))?;
+        Ok(Reader {
+            shared: self.shared.clone(),
+            slot,
+            online: Cell::new(true),
+        })
     }
 }
 

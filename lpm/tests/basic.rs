@@ -50,8 +50,21 @@ fn small_cases() {
     assert_eq!(t.lookup(&a("::1")), None);
     let mut all = t.iter();
     all.sort();
-    assert_eq!(all, vec![(p("2000::/3"), 5), (p("2001:db8::/32"), 9), (p("2001:db8:1::1/256"), 4)]);
-    assert_eq!(t.apply(&[Update::Remove(p("2000::/3")), Update::Insert(p("::1/256"), 7)]), 2);
+    assert_eq!(
+        all,
+        vec![
+            (p("2000::/3"), 5),
+            (p("2001:db8::/32"), 9),
+            (p("2001:db8:1::1/256"), 4)
+        ]
+    );
+    assert_eq!(
+        t.apply(&[
+            Update::Remove(p("2000::/3")),
+            Update::Insert(p("::1/256"), 7)
+        ]),
+        2
+    );
     assert_eq!(t.lookup(&a("::1")), Some(7));
     assert_eq!(t.len(), 3);
 }
@@ -103,10 +116,40 @@ fn random_key(r: &mut Rng, pool: &[Prefix]) -> Address {
 
 #[test]
 fn random_updates_match_naive() {
-    let mut r = Rng(7);
-    let mut t = Lpm::new();
+    random_updates(Lpm::new(), 7);
+}
+
+#[test]
+fn random_updates_with_dense_nodes() {
+    // A low threshold makes crowded regions DENSE in a bulk build; the updates
+    // then run through their paths.
+    let cfg = chainroute_lpm::Config {
+        dense_min_pieces: 24,
+        ..Default::default()
+    };
+    let mut r = Rng(99);
+    let mut pool: Vec<Prefix> = Vec::new();
+    let mut start = Vec::new();
+    for i in 0..3000 {
+        let q = random_prefix(&mut r, &pool);
+        pool.push(q);
+        start.push((q, i));
+    }
+    let t = Lpm::from_prefixes_with_config(start, cfg);
+    t.check().unwrap();
+    assert!(t.census()[8] > 0, "no DENSE node was made");
+    random_updates(t, 8);
+}
+
+fn random_updates(mut t: Lpm, seed: u64) -> usize {
+    let mut r = Rng(seed);
+    let mut dense_seen = 0;
     let mut n = NaiveLpm::new();
     let mut pool: Vec<Prefix> = Vec::new();
+    for (q, v) in t.iter() {
+        n.insert(q, v);
+        pool.push(q);
+    }
     for round in 0..40 {
         for _ in 0..200 {
             if pool.is_empty() || r.below(3) != 0 {
@@ -121,18 +164,22 @@ fn random_updates_match_naive() {
             }
         }
         t.check().unwrap_or_else(|e| panic!("round {round}: {e}"));
+        dense_seen = dense_seen.max(t.census()[8]);
         assert_eq!(t.len(), n.len());
         let keys: Vec<Address> = (0..500).map(|_| random_key(&mut r, &pool)).collect();
         let mut bulk = vec![None; keys.len()];
         t.lookup_bulk(&keys, &mut bulk);
         let mut bulk2 = vec![None; keys.len()];
         t.lookup_bulk_portable(&keys, &mut bulk2);
+        let mut bulk3 = vec![None; keys.len()];
+        t.lookup_bulk_avx2(&keys, &mut bulk3);
         for (i, k) in keys.iter().enumerate() {
             let want = n.lookup(k);
             assert_eq!(t.lookup(k), want, "round {round} key {k}");
             assert_eq!(t.lookup_portable(k), want, "portable, key {k}");
             assert_eq!(bulk[i], want, "bulk, key {k}");
             assert_eq!(bulk2[i], want, "portable bulk, key {k}");
+            assert_eq!(bulk3[i], want, "avx2 bulk, key {k}");
         }
         for q in pool.iter().take(50) {
             assert_eq!(t.get(q), n.get(q), "get {q}");
@@ -140,7 +187,13 @@ fn random_updates_match_naive() {
     }
     // The bulk builder makes an equivalent table.
     let mut all = t.iter();
-    let b = Lpm::from_prefixes(all.iter().copied());
+    let b = Lpm::from_prefixes_with_config(
+        all.iter().copied(),
+        chainroute_lpm::Config {
+            dense_min_pieces: 24,
+            ..Default::default()
+        },
+    );
     b.check().unwrap();
     assert_eq!(b.len(), t.len());
     let mut ball = b.iter();
@@ -158,4 +211,5 @@ fn random_updates_match_naive() {
     t.check().unwrap();
     assert!(t.is_empty());
     assert_eq!(t.memory().nodes, 0, "{:?}", t.memory());
+    dense_seen
 }

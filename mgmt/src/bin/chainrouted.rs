@@ -3,6 +3,8 @@
 //! (gRPC on the Unix socket, optional TCP+TLS, health, reflection; JSON-RPC; metrics),
 //! starts the dataplane with the static routes, keeps the FIB equal to the licenses on
 //! chain, and on SIGTERM/SIGINT stops the workers, closes the ports and exits.
+//! SIGUSR1 stops the workers but keeps the ports open until SIGTERM: two routers
+//! linked by memif are quiesced both before either closes its end.
 
 use chainroute_dataplane::Dataplane;
 use chainroute_mgmt::config::{Config, DEFAULT_PATH};
@@ -74,8 +76,9 @@ fn main() -> ExitCode {
 
 fn run(config: Config) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+    let quiesce = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [(signal_hook::consts::SIGTERM, &stop), (signal_hook::consts::SIGINT, &stop), (signal_hook::consts::SIGUSR1, &quiesce)] {
+        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
             log!("error", "cannot install the handler for signal {sig}: {e}");
             return ExitCode::FAILURE;
         }
@@ -136,7 +139,7 @@ fn run(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    let dp = {
+    let mut dp = {
         let rib = shared.rib.lock().unwrap();
         match Dataplane::start_with(&shared.config.dataplane, rib.fib(), shared.security.clone()) {
             Ok(dp) => dp,
@@ -186,8 +189,14 @@ fn run(config: Config) -> ExitCode {
     let mut last = Instant::now();
     let mut last_refresh = Instant::now();
     let mut last_rx = 0u64;
+    let mut quiesced = false;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if !quiesced && quiesce.load(Ordering::Relaxed) {
+            dp.stop();
+            quiesced = true;
+            log!("info", "workers stopped (SIGUSR1); ports stay open until SIGTERM");
+        }
         if last_refresh.elapsed() >= Duration::from_millis(250) {
             let ports = dp.ports();
             let mbufs = dp.mbufs();

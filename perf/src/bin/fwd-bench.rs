@@ -1,0 +1,681 @@
+//! fwd-bench: forwarding rate of chainrouted's dataplane beside DPDK's own
+//! forwarders, in one run, on the same vdev setup: net_pcap replaying a capture
+//! forever (`infinite_rx=1`) into one worker core, which forwards to net_null.
+//!
+//! - `testpmd-io`: dpdk-testpmd in io mode (no lookup at all: the ceiling),
+//! - `l3fwd-lpm6`: DPDK's l3fwd `--lookup=lpm --ipv6`, built at bench time from the
+//!   dpdk-doc examples (offloads the vdevs lack are masked in the build copy),
+//! - `chainrouted`: our dataplane with the realistic 256-bit table (RouteViews
+//!   prefixes + synthetic nesting, see chainroute_perf::table), destinations drawn
+//!   from that table.
+//!
+//! DPDK processes are measured through their telemetry socket (port TX packets over
+//! a window); chainrouted through its own per-core counters. Prints a table, or
+//! JSON with `--json`. Data: RouteViews (routeviews.org), DB-IP, NRO, CC BY 4.0.
+
+use chainroute_dataplane::io::Device;
+use chainroute_dataplane::pcap::PcapWriter;
+use chainroute_dataplane::{Dataplane, DataplaneConfig, Fib, NextHop, PortConfig};
+use chainroute_perf::prefixes::read_prefixes;
+use chainroute_perf::pktgen::{MixConfig, MIN_FRAME};
+use chainroute_perf::rng::Rng;
+use chainroute_perf::traffic::{install_signal_counter, Engine, EngineConfig, PortSpec, TrialSpec, SIGNALS};
+use chainroute_perf::zeroloss::{search, SearchSpec, Trial};
+use chainroute_perf::table::{address_inside, realistic};
+use chainroute_wire::tunnel::UdpTunnel;
+use chainroute_wire::{ethernet, w3ip, Address, MacAddr, Prefix};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: fwd-bench [--json] [--seconds S] [--sizes 64,256] [--prefixes FILE] [--skip-dpdk-apps]
+                 [--zero-loss [--workers 1,2,4] [--systems chainrouted,testpmd-io] [--trial-seconds S]
+                  [--final-seconds S] [--precision P] [--pdr-loss R] [--max-trials N]]
+  --seconds S      measuring window per run (default 3)
+  --sizes LIST     frame sizes in bytes (default 64,256; W3IP frames are at least 86 B;
+                   with --zero-loss default 128, at least 110: the generator's stamp)
+  --prefixes FILE  RouteViews-style prefix file (default ../shared/data/routeviews-v6-prefixes.txt)
+  --skip-dpdk-apps measure chainrouted only
+zero-loss throughput (RFC 2544 / MLRsearch style), chainroute-pktgen -> DUT -> chainroute-pktgen over memif:
+  --zero-loss      binary search on the offered rate for NDR (no loss) and PDR (--pdr-loss, 0.005)
+  --workers LIST   DUT worker cores, one search each (scaling; needs 2N+1 cores, N=1 runs on 2)
+  --systems LIST   chainrouted (our dataplane with the realistic table) and/or testpmd-io (the baseline)
+  --trial-seconds S (default 1)  --final-seconds S (default 3)  --precision P (default 0.02)";
+
+const ROUTER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+struct Args {
+    json: bool,
+    seconds: f64,
+    sizes: Vec<usize>,
+    sizes_given: bool,
+    prefixes: PathBuf,
+    skip_apps: bool,
+    zero_loss: bool,
+    workers: Vec<usize>,
+    systems: Vec<String>,
+    search: SearchSpec,
+    dut: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        json: false,
+        seconds: 3.0,
+        sizes: vec![64, 256],
+        sizes_given: false,
+        prefixes: default_prefixes(),
+        skip_apps: false,
+        zero_loss: false,
+        workers: vec![1],
+        systems: vec!["chainrouted".into(), "testpmd-io".into()],
+        search: SearchSpec::default(),
+        dut: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--json" => a.json = true,
+            "--skip-dpdk-apps" => a.skip_apps = true,
+            "--seconds" => a.seconds = value("--seconds")?.parse().map_err(|_| "--seconds: not a number")?,
+            "--zero-loss" => a.zero_loss = true,
+            "--workers" => a.workers = value("--workers")?.split(',').map(|s| s.trim().parse().map_err(|_| format!("--workers: {s:?}"))).collect::<Result<_, _>>()?,
+            "--systems" => a.systems = value("--systems")?.split(',').map(|s| s.trim().to_string()).collect(),
+            "--trial-seconds" => a.search.trial_seconds = value("--trial-seconds")?.parse().map_err(|_| "--trial-seconds: not a number")?,
+            "--final-seconds" => a.search.final_seconds = value("--final-seconds")?.parse().map_err(|_| "--final-seconds: not a number")?,
+            "--precision" => a.search.precision = value("--precision")?.parse().map_err(|_| "--precision: not a number")?,
+            "--pdr-loss" => a.search.pdr_loss = value("--pdr-loss")?.parse().map_err(|_| "--pdr-loss: not a number")?,
+            "--max-trials" => a.search.max_trials = value("--max-trials")?.parse().map_err(|_| "--max-trials: not a number")?,
+            "--dut-serve" => a.dut = Some(value("--dut-serve")?),
+            "--sizes" => {
+                a.sizes_given = true;
+                a.sizes = value("--sizes")?.split(',').map(|s| s.trim().parse().map_err(|_| format!("--sizes: {s:?} is not a size"))).collect::<Result<_, _>>()?;
+            }
+            "--prefixes" => a.prefixes = PathBuf::from(value("--prefixes")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if a.sizes.iter().any(|&s| !(60..=1514).contains(&s)) {
+        return Err("--sizes: frames are 60..=1514 bytes".into());
+    }
+    Ok(a)
+}
+
+fn default_prefixes() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.join("../../shared/data/routeviews-v6-prefixes.txt")
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("fwd-bench: {e}");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let work = std::env::temp_dir().join(format!("fwd-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("work dir");
+    let progress = |m: &str| eprintln!("fwd-bench: {m}");
+
+    progress(&format!("building the realistic table from {}", args.prefixes.display()));
+    let real = read_prefixes(&args.prefixes).unwrap_or_else(|e| {
+        eprintln!("fwd-bench: {}: {e}", args.prefixes.display());
+        std::process::exit(1)
+    });
+    let table = realistic(&real, 1);
+    let mut fib = Fib::new();
+    let tunnel = UdpTunnel {
+        eth_src: ROUTER_MAC,
+        eth_dst: MacAddr([2, 0, 0, 0, 0, 2]),
+        src: "192.0.2.1:5733".parse().unwrap(),
+        dst: "198.51.100.2:5733".parse().unwrap(),
+        outer_hop_limit: 64,
+        ipv4_udp_checksum: true,
+    };
+    // Every route leaves by port 1: native to one of 16 hosts, or tunnelled to a peer.
+    for (prefix, value) in &table {
+        let hop = match value % 17 {
+            16 => NextHop::Tunnel { port: 1, tunnel: UdpTunnel { dst: format!("198.51.100.{}:5733", value % 200).parse().unwrap(), ..tunnel } },
+            n => NextHop::Local { port: 1, mac: MacAddr([2, 0, 0, 0, 1, n as u8]) },
+        };
+        fib.insert(*prefix, hop);
+    }
+    progress(&format!("{} routes in the FIB", fib.len()));
+    if let Ok(spec) = std::env::var("FWD_BENCH_GEN") {
+        gen_child_main(&args, &table, &spec, &work);
+        std::fs::remove_dir_all(&work).ok();
+        return;
+    }
+    if let Some(socks) = &args.dut {
+        serve_dut(&fib, socks);
+        std::fs::remove_dir_all(&work).ok();
+        return;
+    }
+    if args.zero_loss {
+        let sizes = if args.sizes_given { args.sizes.clone() } else { vec![128] };
+        let out = zero_loss(&args, &table, &sizes, &work);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&out).unwrap());
+        }
+        std::fs::remove_dir_all(&work).ok();
+        return;
+    }
+
+    let l3fwd = if args.skip_apps { None } else { build_l3fwd(&work) };
+    let mut results = Vec::new();
+    for &size in &args.sizes {
+        let w3ip_pcap = work.join(format!("w3ip-{size}.pcap"));
+        let wire = write_w3ip_frames(&w3ip_pcap, &table, size);
+        let v6_pcap = work.join(format!("ipv6-{size}.pcap"));
+        write_ipv6_frames(&v6_pcap, size);
+        if !args.skip_apps {
+            progress(&format!("testpmd io, {size} B"));
+            let mpps = run_dpdk_app(&work, "testpmd", &testpmd_cmd(&w3ip_pcap), args.seconds);
+            results.push(json!({"system": "testpmd-io", "frame_bytes": size, "wire_bytes": wire, "mpps": mpps}));
+            if let Some(bin) = &l3fwd {
+                progress(&format!("l3fwd lpm6, {size} B"));
+                let mpps = run_dpdk_app(&work, "l3fwd", &l3fwd_cmd(bin, &v6_pcap), args.seconds);
+                results.push(json!({"system": "l3fwd-lpm6", "frame_bytes": size, "wire_bytes": size, "mpps": mpps}));
+            }
+        }
+        progress(&format!("chainrouted, {size} B"));
+        let mpps = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds);
+        results.push(json!({"system": "chainrouted", "frame_bytes": size, "wire_bytes": wire, "mpps": mpps}));
+    }
+    let mut ratios = serde_json::Map::new();
+    for &size in &args.sizes {
+        let get = |sys: &str| results.iter().find(|r| r["system"] == sys && r["frame_bytes"] == size).and_then(|r| r["mpps"].as_f64());
+        if let Some(cr) = get("chainrouted") {
+            for base in ["testpmd-io", "l3fwd-lpm6"] {
+                if let Some(b) = get(base).filter(|b| *b > 0.0) {
+                    ratios.insert(format!("chainrouted/{base}@{size}"), json!((cr / b * 1000.0).round() / 1000.0));
+                }
+            }
+        }
+    }
+    let out = json!({"results": results, "ratios": ratios, "routes": fib.len(), "data": "RouteViews (routeviews.org), DB-IP, NRO: CC BY 4.0"});
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out).unwrap());
+    } else {
+        println!("{:<14} {:>6} {:>6} {:>10}", "system", "frame", "wire", "Mpps");
+        for r in out["results"].as_array().unwrap() {
+            println!("{:<14} {:>6} {:>6} {:>10.2}", r["system"].as_str().unwrap(), r["frame_bytes"], r["wire_bytes"], r["mpps"].as_f64().unwrap_or(0.0));
+        }
+        for (k, v) in &ratios {
+            println!("{k}: {v}");
+        }
+        println!("(one worker core; {} routes; data: RouteViews, CC BY 4.0)", fib.len());
+    }
+    std::fs::remove_dir_all(&work).ok();
+}
+
+/// Native W3IP frames of `size` bytes (at least the 86-byte minimum), destinations
+/// drawn from the table: 70 % inside a random prefix, 15 % on a prefix start, 15 %
+/// uniformly random. Returns the frame size used.
+fn write_w3ip_frames(path: &Path, table: &[(Prefix, u32)], size: usize) -> usize {
+    let wire = size.max(ethernet::HEADER_LEN + w3ip::HEADER_LEN);
+    let mut rng = Rng::new(7);
+    let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
+    for i in 0..8192u64 {
+        let dst = match rng.below(100) {
+            0..=69 => {
+                let p = table[rng.below(table.len() as u64) as usize].0;
+                address_inside(&mut rng, &p)
+            }
+            70..=84 => table[rng.below(table.len() as u64) as usize].0.addr(),
+            _ => Address::from_bytes(rng.bytes32()),
+        };
+        let repr = w3ip::Repr {
+            traffic_class: 0,
+            flow_label: (i & 0xfffff) as u32,
+            payload_len: (wire - ethernet::HEADER_LEN - w3ip::HEADER_LEN) as u16,
+            next_header: 59,
+            hop_limit: 64,
+            src_addr: "2001:db8::1".parse().unwrap(),
+            dst_addr: dst,
+        };
+        let mut f = vec![0u8; wire];
+        repr.emit(&mut w3ip::Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..])).unwrap();
+        chainroute_wire::tunnel::emit_native(&mut f, MacAddr([2, 0, 0, 0, 0, 9]), ROUTER_MAC).unwrap();
+        w.write(i, &f).unwrap();
+    }
+    wire
+}
+
+/// IPv6/UDP frames to l3fwd's built-in routes 2001:200:0:1::/64 (its port 1).
+fn write_ipv6_frames(path: &Path, size: usize) {
+    let mut rng = Rng::new(9);
+    let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
+    for i in 0..8192u64 {
+        let mut f = vec![0u8; size];
+        f[0..6].copy_from_slice(&ROUTER_MAC.0);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        let plen = (size - 54) as u16;
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&plen.to_be_bytes());
+        f[20] = 17;
+        f[21] = 64;
+        f[22..38].copy_from_slice(&"2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        let mut dst = "2001:200:0:1::".parse::<std::net::Ipv6Addr>().unwrap().octets();
+        dst[8..16].copy_from_slice(&rng.next_u64().to_be_bytes());
+        f[38..54].copy_from_slice(&dst);
+        f[54..56].copy_from_slice(&4000u16.to_be_bytes());
+        f[56..58].copy_from_slice(&4000u16.to_be_bytes());
+        f[58..60].copy_from_slice(&(plen).to_be_bytes());
+        w.write(i, &f).unwrap();
+    }
+}
+
+fn eal_common(prefix: &str) -> Vec<String> {
+    ["-l", "0-1", "--no-huge", "--no-pci", "-m", "1024", "--file-prefix", prefix, "--log-level=error"].iter().map(|s| s.to_string()).collect()
+}
+
+fn testpmd_cmd(pcap: &Path) -> Vec<String> {
+    let prefix = format!("fb-tp-{}", std::process::id());
+    let mut c = vec!["dpdk-testpmd".to_string()];
+    c.extend(eal_common(&prefix));
+    c.push(format!("--vdev=net_pcap0,rx_pcap={},infinite_rx=1", pcap.display()));
+    c.push("--vdev=net_null0,no-rx=1".into());
+    c.extend(["--", "--forward-mode=io", "--nb-cores=1", "--stats-period=1", "--total-num-mbufs=16384"].iter().map(|s| s.to_string()));
+    c
+}
+
+fn l3fwd_cmd(bin: &Path, pcap: &Path) -> Vec<String> {
+    let prefix = format!("fb-l3-{}", std::process::id());
+    let mut c = vec![bin.display().to_string()];
+    // l3fwd sets up one TX queue per enabled lcore: give it only the worker lcore,
+    // which is also its main lcore.
+    c.extend(eal_common(&prefix));
+    let l = c.iter().position(|a| a == "-l").unwrap();
+    c[l + 1] = "1".into();
+    c.push(format!("--vdev=net_pcap0,rx_pcap={},infinite_rx=1", pcap.display()));
+    c.push("--vdev=net_null0,no-rx=1".into());
+    c.extend(["--", "-p", "0x3", "-P", "--lookup=lpm", "--ipv6", "--parse-ptype", "--config=(0,0,1),(1,0,1)"].iter().map(|s| s.to_string()));
+    c
+}
+
+/// Copies the l3fwd example (and its `common/` folder) from dpdk-doc and builds it,
+/// with RX checksum offload masked: net_pcap/net_null do not offer it.
+fn build_l3fwd(work: &Path) -> Option<PathBuf> {
+    let src = Path::new("/usr/share/dpdk/examples");
+    if !src.join("l3fwd/main.c").exists() {
+        eprintln!("fwd-bench: /usr/share/dpdk/examples/l3fwd missing (Debian package dpdk-doc): skipping l3fwd");
+        return None;
+    }
+    let dst = work.join("examples");
+    std::fs::create_dir_all(&dst).ok();
+    let ok = Command::new("cp").arg("-r").arg(src.join("l3fwd")).arg(src.join("common")).arg(&dst).status().map(|s| s.success()).unwrap_or(false);
+    if !ok {
+        eprintln!("fwd-bench: cannot copy the l3fwd example");
+        return None;
+    }
+    let main_c = dst.join("l3fwd/main.c");
+    let text = std::fs::read_to_string(&main_c).ok()?.replace(".offloads = RTE_ETH_RX_OFFLOAD_CHECKSUM,", ".offloads = 0,");
+    std::fs::write(&main_c, text).ok()?;
+    eprintln!("fwd-bench: building DPDK's l3fwd example");
+    let out = Command::new("make").arg("-s").arg("-C").arg(dst.join("l3fwd")).output().ok()?;
+    if !out.status.success() {
+        eprintln!("fwd-bench: l3fwd build failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    Some(dst.join("l3fwd/build/l3fwd"))
+}
+
+/// Port 1's TX packet count through the telemetry socket of a running DPDK process.
+fn telemetry_opackets(prefix: &str) -> Option<u64> {
+    let mut child = Command::new("dpdk-telemetry.py").args(["-f", prefix]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take()?;
+        stdin.write_all(b"/ethdev/stats,1\n").ok()?;
+    }
+    let out = child.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let i = text.find("\"opackets\":")? + "\"opackets\":".len();
+    text[i..].trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        // SIGINT lets testpmd/l3fwd stop their ports cleanly.
+        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a DPDK app, waits for it to forward, and measures port 1's TX rate in Mpps.
+fn run_dpdk_app(work: &Path, name: &str, cmd: &[String], seconds: f64) -> Option<f64> {
+    let prefix = cmd.iter().position(|a| a == "--file-prefix").map(|i| cmd[i + 1].clone())?;
+    let log = std::fs::File::create(work.join(format!("{name}.log"))).ok()?;
+    let child = Command::new(&cmd[0]).args(&cmd[1..]).stdin(Stdio::null()).stdout(log.try_clone().ok()?).stderr(log).spawn();
+    let child = match child {
+        Ok(c) => Kill(c),
+        Err(e) => {
+            eprintln!("fwd-bench: cannot start {}: {e}", cmd[0]);
+            return None;
+        }
+    };
+    // Warm up until it forwards.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut first = None;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some(n) = telemetry_opackets(&prefix).filter(|&n| n > 0) {
+            first = Some(n);
+            break;
+        }
+    }
+    let Some(_) = first else {
+        eprintln!("fwd-bench: {name} did not forward (log in {})", work.join(format!("{name}.log")).display());
+        drop(child);
+        return None;
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    let a = telemetry_opackets(&prefix)?;
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let b = telemetry_opackets(&prefix)?;
+    let dt = t0.elapsed().as_secs_f64();
+    drop(child);
+    Some((b - a) as f64 / dt / 1e6)
+}
+
+/// Runs the dataplane in this process on the same vdevs and measures port 1's TX rate.
+fn run_chainrouted(fib: &Fib, pcap: &Path, size: usize, seconds: f64) -> f64 {
+    let prefix = format!("fb-cr-{}", std::process::id());
+    let config = DataplaneConfig {
+        eal_args: eal_common(&prefix),
+        ports: vec![
+            PortConfig { name: "in".into(), device: Device::Vdev(format!("net_pcap_fb{size},rx_pcap={},infinite_rx=1", pcap.display())), mac: Some(ROUTER_MAC) },
+            PortConfig { name: "out".into(), device: Device::Vdev(format!("net_null_fb{size},no-rx=1")), mac: None },
+        ],
+        mbufs: 16383,
+        burst: 32,
+        security: None,
+    };
+    let dp = Dataplane::start(&config, fib).unwrap_or_else(|e| {
+        eprintln!("fwd-bench: dataplane: {e}");
+        std::process::exit(1)
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let t0 = Instant::now();
+    let a = dp.counters().tx_packets[1];
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let c = dp.counters();
+    let dt = t0.elapsed().as_secs_f64();
+    let (end, _) = dp.shutdown();
+    if end.total_drops() > 0 {
+        eprintln!("fwd-bench: chainrouted drops during the run: {}", end.drops_line());
+    }
+    (c.tx_packets[1] - a) as f64 / dt / 1e6
+}
+
+// ------------------------------------------------------------------ zero-loss search
+
+/// EAL lcore arguments for the generator and the DUT with `n` workers each: their
+/// own cores when the machine has 2n+1, else (n = 1 on 2 cores) the DUT's worker on
+/// core 0 and the generator's on core 1 (main lcores only sleep).
+fn lcore_plan(n: usize) -> Option<(String, Vec<String>)> {
+    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    if cores > 2 * n {
+        let dut = if n == 1 { format!("0,{}", n + 1) } else { format!("0,{}-{}", n + 1, 2 * n) };
+        Some((format!("0-{n}"), vec!["-l".into(), dut, "--main-lcore".into(), "0".into()]))
+    } else if n == 1 && cores >= 2 {
+        Some(("0-1".into(), vec!["-l".into(), "0-1".into(), "--main-lcore".into(), "1".into()]))
+    } else {
+        None
+    }
+}
+
+struct Dut(std::process::Child, &'static str);
+
+impl Dut {
+    /// SIGTERM (the DUT stops its workers, then closes its ports), then wait.
+    fn stop(mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.0.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("fwd-bench: {} ignored SIGTERM: killing it", self.1);
+        let _ = self.0.kill();
+        self.0.wait().ok()
+    }
+}
+
+/// Runs the DUT's dataplane on two memif client ports (in, out) until SIGTERM.
+fn serve_dut(fib: &Fib, socks: &str) {
+    let parts: Vec<&str> = socks.split(',').collect();
+    let (sock_in, sock_out, prefix) = (parts[0], parts[1], parts[2]);
+    let mut eal: Vec<String> = vec!["--no-huge".into(), "--no-pci".into(), "-m".into(), "1024".into(), "--file-prefix".into(), prefix.into(), "--log-level=error".into()];
+    eal.extend(parts[3..].iter().map(|s| s.to_string()));
+    install_signal_counter();
+    let config = DataplaneConfig {
+        eal_args: eal,
+        ports: vec![
+            PortConfig { name: "in".into(), device: Device::Vdev(format!("net_memif_in,role=client,socket={sock_in},id=0")), mac: Some(ROUTER_MAC) },
+            PortConfig { name: "out".into(), device: Device::Vdev(format!("net_memif_out,role=client,socket={sock_out},id=0")), mac: None },
+        ],
+        mbufs: 16383,
+        burst: 32,
+        security: None,
+    };
+    let dp = Dataplane::start(&config, fib).unwrap_or_else(|e| {
+        eprintln!("fwd-bench dut: {e}");
+        std::process::exit(1)
+    });
+    println!("ready {} workers", dp.lcores().len());
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    while SIGNALS.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (c, (free, size)) = dp.shutdown();
+    println!("{}", json!({"rx": c.total_rx(), "tx": c.total_tx(), "drops": c.drops_line(), "mbufs_free": free, "mbufs": size}));
+}
+
+/// The zero-loss search for every system, worker count and size.
+fn zero_loss(args: &Args, table: &[(Prefix, u32)], sizes: &[usize], work: &Path) -> serde_json::Value {
+    let pid = std::process::id();
+    let mut results = Vec::new();
+    let _ = table;
+    for &n in &args.workers {
+        if lcore_plan(n).is_none() {
+            eprintln!("fwd-bench: {n} workers need {} cores (a generator and a DUT core each, plus one): skipped", 2 * n + 1);
+            results.push(json!({"workers": n, "skipped": format!("needs {} cores", 2 * n + 1)}));
+            continue;
+        }
+        for &size in sizes {
+            let size = size.max(MIN_FRAME);
+            for system in &args.systems {
+                let tag = format!("{pid}-{n}-{size}-{system}");
+                eprintln!("fwd-bench: zero-loss search, {system}, {n} worker(s), {size} B");
+                let r = run_search_child(system, n, size, &tag, work);
+                results.push(r);
+            }
+        }
+    }
+    // Ratios: chainrouted / testpmd-io, per workers and size.
+    let mut ratios = serde_json::Map::new();
+    for r in &results {
+        if r["system"] != "chainrouted" {
+            continue;
+        }
+        let base = results.iter().find(|b| b["system"] == "testpmd-io" && b["workers"] == r["workers"] && b["frame_bytes"] == r["frame_bytes"]);
+        if let (Some(b), Some(c)) = (base, r["ndr_mpps"].as_f64()) {
+            if let Some(bv) = b["ndr_mpps"].as_f64().filter(|v| *v > 0.0) {
+                ratios.insert(format!("ndr chainrouted/testpmd-io@{}B,{}w", r["frame_bytes"], r["workers"]), json!((c / bv * 1000.0).round() / 1000.0));
+            }
+            if let (Some(cp), Some(bp)) = (r["pdr_mpps"].as_f64(), b["pdr_mpps"].as_f64().filter(|v| *v > 0.0)) {
+                ratios.insert(format!("pdr chainrouted/testpmd-io@{}B,{}w", r["frame_bytes"], r["workers"]), json!((cp / bp * 1000.0).round() / 1000.0));
+            }
+        }
+        if let (Some(c), Some(g)) = (r["ndr_mpps"].as_f64(), r["generator_max_mpps"].as_f64().filter(|v| *v > 0.0)) {
+            ratios.insert(format!("ndr chainrouted/generator-max@{}B,{}w", r["frame_bytes"], r["workers"]), json!((c / g * 1000.0).round() / 1000.0));
+        }
+    }
+    let out = json!({"zero_loss": results, "ratios": ratios, "link": "memif (copy mode), generator -> DUT -> generator", "data": "RouteViews (routeviews.org), DB-IP, NRO: CC BY 4.0"});
+    if !args.json {
+        println!("{:<12} {:>7} {:>6} {:>10} {:>10} {:>10} {:>7}", "system", "workers", "frame", "NDR Mpps", "PDR Mpps", "gen max", "trials");
+        for r in out["zero_loss"].as_array().unwrap() {
+            if r.get("skipped").is_some() || r.get("error").is_some() {
+                println!("{:<12} {:>7} {}", r["system"].as_str().unwrap_or("-"), r["workers"], r.get("skipped").or(r.get("error")).unwrap());
+                continue;
+            }
+            println!(
+                "{:<12} {:>7} {:>6} {:>10.3} {:>10.3} {:>10.3} {:>7}",
+                r["system"].as_str().unwrap_or(""),
+                r["workers"],
+                r["frame_bytes"],
+                r["ndr_mpps"].as_f64().unwrap_or(0.0),
+                r["pdr_mpps"].as_f64().unwrap_or(0.0),
+                r["generator_max_mpps"].as_f64().unwrap_or(0.0),
+                r["trials"].as_array().map(|t| t.len()).unwrap_or(0)
+            );
+        }
+        for (k, v) in &ratios {
+            println!("{k}: {v}");
+        }
+    }
+    out
+}
+
+/// One search in a child process of this binary (the EAL starts once per process,
+/// and each search needs a fresh generator): `FWD_BENCH_GEN` tells it what to do.
+fn run_search_child(system: &str, n: usize, size: usize, tag: &str, work: &Path) -> serde_json::Value {
+    let out = work.join(format!("search-{tag}.json"));
+    let status = Command::new(std::env::current_exe().expect("own path"))
+        .args(std::env::args().skip(1))
+        .env("FWD_BENCH_GEN", format!("{system}|{n}|{size}|{}", out.display()))
+        .status();
+    match (status, std::fs::read_to_string(&out)) {
+        (Ok(s), Ok(text)) if s.success() => serde_json::from_str(&text).unwrap_or_else(|e| json!({"system": system, "workers": n, "frame_bytes": size, "error": e.to_string()})),
+        (s, _) => json!({"system": system, "workers": n, "frame_bytes": size, "error": format!("generator child failed: {s:?}")}),
+    }
+}
+
+/// In the generator child: open the memif servers, start the DUT, search, stop both
+/// sides in order (generator loops, DUT workers + ports, generator ports).
+fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &Path) {
+    let parts: Vec<&str> = spec_env.splitn(4, '|').collect();
+    let (system, n, size, out_path) = (parts[0], parts[1].parse::<usize>().unwrap(), parts[2].parse::<usize>().unwrap(), parts[3]);
+    let pid = std::process::id();
+    let tag = format!("{pid}-{n}-{size}-{system}");
+    let sock_in = format!("/run/fwd-bench-{tag}-in.sock");
+    let sock_out = format!("/run/fwd-bench-{tag}-out.sock");
+    let (gen_lcores, dut_lcores) = lcore_plan(n).expect("checked by the parent");
+    install_signal_counter();
+    let cfg = EngineConfig {
+        eal_args: vec!["-l".into(), gen_lcores, "--no-huge".into(), "--no-pci".into(), "-m".into(), "1024".into(), "--file-prefix".into(), format!("fb-gen-{tag}"), "--log-level=error".into()],
+        ports: vec![
+            PortSpec { device: Device::Vdev(format!("net_memif_gin,role=server,socket={sock_in},id=0")), mac: Some(MacAddr([2, 0, 0, 0, 0, 9])) },
+            PortSpec { device: Device::Vdev(format!("net_memif_gout,role=server,socket={sock_out},id=0")), mac: None },
+        ],
+        tx: 0,
+        rx: vec![1],
+        mbufs: 32767,
+    };
+    let fail = |e: String| -> ! {
+        let _ = std::fs::write(out_path, json!({"system": system, "workers": n, "frame_bytes": size, "error": e}).to_string());
+        std::process::exit(0)
+    };
+    let engine = Engine::open(&cfg).unwrap_or_else(|e| fail(e));
+    let dut_prefix = format!("fb-dut-{tag}");
+    let mut cmd = match system {
+        "chainrouted" => {
+            let mut c = Command::new(std::env::current_exe().unwrap());
+            c.arg("--prefixes").arg(&args.prefixes).arg("--dut-serve").arg(format!("{sock_in},{sock_out},{dut_prefix},{}", dut_lcores.join(",")));
+            c.env_remove("FWD_BENCH_GEN");
+            c
+        }
+        "testpmd-io" => {
+            let mut c = Command::new("dpdk-testpmd");
+            c.args(&dut_lcores).args(["--no-huge", "--no-pci", "-m", "1024", "--file-prefix", &dut_prefix, "--log-level=error"]);
+            c.arg(format!("--vdev=net_memif0,role=client,socket={sock_in},id=0")).arg(format!("--vdev=net_memif1,role=client,socket={sock_out},id=0"));
+            c.args(["--", "--forward-mode=io", "--stats-period=1", "--total-num-mbufs=16384"]);
+            c.arg(format!("--nb-cores={n}")).arg(format!("--rxq={n}")).arg(format!("--txq={n}"));
+            c
+        }
+        other => fail(format!("unknown system {other:?}")),
+    };
+    let log_path = work.join("dut.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap_or_else(|e| fail(format!("cannot start {system}: {e}")));
+    let dut = Dut(child, if system == "testpmd-io" { "dpdk-testpmd" } else { "the DUT" });
+    if !engine.wait_links(Duration::from_secs(60)) {
+        let _ = dut.stop();
+        engine.close();
+        fail(format!("{system}: memif links did not come up"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut mix = MixConfig::new(table.iter().map(|(p, _)| *p).collect());
+    mix.size = size;
+    mix.dst_mac = ROUTER_MAC;
+    mix.src_mac = MacAddr([2, 0, 0, 0, 0, 9]);
+    mix.flows = 4096;
+    mix.pool = 8192;
+    let templates = std::sync::Arc::new(mix.templates().unwrap_or_else(|e| fail(e)));
+    let trial = |rate: f64, seconds: f64| -> (Trial, serde_json::Value) {
+        engine.flush_rx();
+        let r = engine.trial(&templates, &TrialSpec { rate_pps: rate, seconds, drain: Duration::from_millis(300), progress: false });
+        // A generator that could not offer the rate (its core was busy elsewhere) did
+        // not test the DUT at that rate: the shortfall counts as loss (conservative).
+        let offered = (r.sent_total() + r.refused) as f64 / seconds.max(1e-9);
+        let shortfall = if rate > 0.0 { (1.0 - offered / rate).max(0.0) } else { 0.0 };
+        let loss = if shortfall > 0.01 { r.loss_ratio().max(shortfall) } else { r.loss_ratio() };
+        let t = Trial { rate: if rate > 0.0 { rate } else { r.tx_mpps() * 1e6 }, seconds, loss_ratio: loss, rx_rate: r.rx_mpps() * 1e6 };
+        eprintln!(
+            "fwd-bench:   offered {:8.3} Mpps for {seconds:.1} s: received {:8.3} Mpps, loss ratio {:.6}{}",
+            t.rate / 1e6,
+            t.rx_rate / 1e6,
+            t.loss_ratio,
+            if shortfall > 0.01 { format!(" (generator short by {:.1} %)", shortfall * 100.0) } else { String::new() }
+        );
+        let mut j = r.to_json();
+        j["generator_shortfall"] = json!((shortfall * 1e4).round() / 1e4);
+        (t, j)
+    };
+    // The generator's ceiling here: a max-rate trial (what the DUT's ring accepts and what comes back).
+    let (max, max_json) = trial(0.0, args.search.trial_seconds.max(1.0));
+    let spec = SearchSpec { max_rate: (max.rate * 1.05).max(1e4), ..args.search };
+    let result = if SIGNALS.load(std::sync::atomic::Ordering::SeqCst) == 0 { Some(search(&spec, max.rx_rate, |rate, seconds| trial(rate, seconds).0)) } else { None };
+    // Stop order for memif: our loops are stopped (trials are over); the DUT stops its
+    // workers and closes its ports; then we close ours.
+    let dut_status = dut.stop();
+    engine.close();
+    chainroute_perf::traffic::remove_runtime_dir(&format!("fb-gen-{tag}"));
+    chainroute_perf::traffic::remove_runtime_dir(&dut_prefix);
+    let clean = dut_status.map(|s| s.success()).unwrap_or(false);
+    let mut out = json!({"system": system, "workers": n, "frame_bytes": size, "generator_max_mpps": (max.rate / 1e3).round() / 1e3, "max_rate_trial": max_json, "dut_exit": dut_status.map(|s| s.to_string()), "dut_clean_exit": clean});
+    if !clean {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        out["dut_log_tail"] = json!(log.lines().rev().take(10).collect::<Vec<_>>());
+    }
+    if let Some(r) = result {
+        for (k, v) in r.to_json().as_object().unwrap() {
+            out[k] = v.clone();
+        }
+    }
+    let _ = std::fs::write(out_path, out.to_string());
+}

@@ -1,0 +1,290 @@
+//! lpm-bench: correctness output and benchmarks for chainroute-lpm.
+//!
+//! ```text
+//! lpm-bench lookup --prefixes FILE --keys FILE
+//!     one line per key: the value of the longest matching prefix, or `-`
+//! lpm-bench bench --prefixes FILE [--keys FILE] [--realistic] [--json]
+//!                 [--seed N] [--nkeys N] [--rounds N] [--updates N] [--no-dpdk]
+//!     lookups/s (single, bulk) of chainroute and the baselines, updates/s,
+//!     lookups/s under updates, bytes per prefix
+//! lpm-bench table --prefixes FILE [--seed N]
+//!     the realistic 256-bit table built from a RouteViews prefix file, to stdout
+//! lpm-bench stats --prefixes FILE [--realistic] [--nkeys N]
+//!     diagnostics: memory, node census, cache lines a lookup touches
+//! ```
+//!
+//! File formats: see `chainroute_perf::prefixes` (a prefix line without a value
+//! gets its line number). `--realistic` expands the prefix file with the table
+//! builder first (`chainroute_perf::table`). Without `--keys`, `bench` draws a
+//! seeded mix: 70 % inside random prefixes, 15 % on prefix starts, 15 % random.
+
+use chainroute_lpm::Lpm;
+use chainroute_perf::lpmbench::{self, BenchOptions};
+use chainroute_perf::{prefixes, table};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  lpm-bench lookup --prefixes FILE --keys FILE
+  lpm-bench bench --prefixes FILE [--keys FILE] [--realistic] [--json] [--seed N] [--nkeys N] [--rounds N] [--updates N] [--no-dpdk]
+  lpm-bench table --prefixes FILE [--seed N]
+  lpm-bench stats --prefixes FILE [--realistic] [--nkeys N]";
+
+#[derive(Default)]
+struct Args {
+    cmd: String,
+    prefixes: Option<PathBuf>,
+    keys: Option<PathBuf>,
+    json: bool,
+    realistic: bool,
+    no_dpdk: bool,
+    seed: u64,
+    nkeys: usize,
+    rounds: usize,
+    updates: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut a = Args {
+        seed: 1,
+        nkeys: 1 << 20,
+        rounds: 5,
+        updates: 200_000,
+        ..Default::default()
+    };
+    a.cmd = it.next().ok_or("missing command")?;
+    while let Some(flag) = it.next() {
+        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        let num = |s: String, name: &str| {
+            s.parse::<u64>()
+                .map_err(|_| format!("{name}: {s:?} is not a number"))
+        };
+        match flag.as_str() {
+            "--prefixes" => a.prefixes = Some(val("--prefixes")?.into()),
+            "--keys" => a.keys = Some(val("--keys")?.into()),
+            "--json" => a.json = true,
+            "--realistic" => a.realistic = true,
+            "--no-dpdk" => a.no_dpdk = true,
+            "--seed" => a.seed = num(val("--seed")?, "--seed")?,
+            "--nkeys" => a.nkeys = num(val("--nkeys")?, "--nkeys")? as usize,
+            "--rounds" => a.rounds = num(val("--rounds")?, "--rounds")? as usize,
+            "--updates" => a.updates = num(val("--updates")?, "--updates")? as usize,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("lpm-bench: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match args.cmd.as_str() {
+        "lookup" => lookup(&args),
+        "bench" => bench(&args),
+        "table" => make_table(&args),
+        "stats" => stats(&args),
+        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lpm-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_prefixes(args: &Args) -> Result<Vec<(chainroute_wire::Prefix, u32)>, String> {
+    let path = args
+        .prefixes
+        .as_ref()
+        .ok_or("--prefixes FILE is required")?;
+    let ps = prefixes::read_prefixes(path).map_err(|e| e.to_string())?;
+    Ok(if args.realistic {
+        table::realistic(&ps, args.seed)
+    } else {
+        ps
+    })
+}
+
+fn lookup(args: &Args) -> Result<(), String> {
+    let ps = load_prefixes(args)?;
+    let keys = prefixes::read_keys(args.keys.as_ref().ok_or("--keys FILE is required")?)
+        .map_err(|e| e.to_string())?;
+    let t = Lpm::from_prefixes(ps);
+    let mut out = vec![None; keys.len()];
+    t.lookup_bulk(&keys, &mut out);
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    for o in out {
+        let r = match o {
+            Some(v) => writeln!(w, "{v}"),
+            None => writeln!(w, "-"),
+        };
+        r.map_err(|e| e.to_string())?;
+    }
+    w.flush().map_err(|e| e.to_string())
+}
+
+/// Diagnostics: cache lines a lookup touches, and how many fall outside the
+/// hottest 1 MiB of lines (a proxy for DRAM misses on a small-cache machine).
+fn stats(args: &Args) -> Result<(), String> {
+    use std::collections::HashMap;
+    let ps = load_prefixes(args)?;
+    let keys = table::key_mix(&ps, args.nkeys.min(200_000), args.seed);
+    for (name, ps, keys) in [
+        ("le128", table::le128(&ps), table::top128(&keys)),
+        ("full", ps.clone(), keys.clone()),
+    ] {
+        let t = Lpm::from_prefixes(ps.iter().copied());
+        let traces: Vec<Vec<usize>> = keys
+            .iter()
+            .map(|k| {
+                let mut l: Vec<usize> = t.trace(k).iter().map(|x| x & ((1 << 48) - 1)).collect();
+                l.dedup();
+                l
+            })
+            .collect();
+        let mut freq: HashMap<usize, u32> = HashMap::new();
+        for tr in &traces {
+            for l in tr {
+                *freq.entry(*l).or_default() += 1;
+            }
+        }
+        let mut by: Vec<(u32, usize)> = freq.iter().map(|(l, c)| (*c, *l)).collect();
+        by.sort_unstable_by(|a, b| b.cmp(a));
+        let hot: std::collections::HashSet<usize> = by.iter().take(16384).map(|x| x.1).collect();
+        let lines: usize = traces.iter().map(|t| t.len()).sum();
+        let cold: usize = traces
+            .iter()
+            .map(|t| t.iter().filter(|l| !hot.contains(l)).count())
+            .sum();
+        let m = t.memory();
+        println!(
+            "{name}: {} prefixes, {:.1} B/prefix ({:?}); per lookup {:.2} lines, {:.2} outside the hottest 1 MiB; {} distinct lines",
+            t.len(),
+            m.total() as f64 / t.len() as f64,
+            m,
+            lines as f64 / keys.len() as f64,
+            cold as f64 / keys.len() as f64,
+            freq.len()
+        );
+        let c = t.census();
+        println!("  nodes: dense8 {}, range8 {}, range16 {}, range32 {}, range64 {} ({} of them one line), skip {}, tail {}, dense16 {}", c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]);
+    }
+    Ok(())
+}
+
+fn make_table(args: &Args) -> Result<(), String> {
+    let path = args
+        .prefixes
+        .as_ref()
+        .ok_or("--prefixes FILE is required")?;
+    let real = prefixes::read_prefixes(path).map_err(|e| e.to_string())?;
+    let t = table::realistic(&real, args.seed);
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    let header = format!(
+        "# Realistic 256-bit W3IP table: {} prefixes, seed {}, built by lpm-bench table from {} ({} real prefixes).\n# {}\n# Format: <prefix> <value>\n",
+        t.len(),
+        args.seed,
+        path.display(),
+        real.len(),
+        table::ATTRIBUTION
+    );
+    w.write_all(header.as_bytes()).map_err(|e| e.to_string())?;
+    w.write_all(prefixes::format_prefixes(&t).as_bytes())
+        .map_err(|e| e.to_string())?;
+    w.flush().map_err(|e| e.to_string())
+}
+
+fn bench(args: &Args) -> Result<(), String> {
+    let ps = load_prefixes(args)?;
+    let keys = match &args.keys {
+        Some(k) => prefixes::read_keys(k).map_err(|e| e.to_string())?,
+        None => table::key_mix(&ps, args.nkeys, args.seed),
+    };
+    if keys.is_empty() {
+        return Err("no keys".into());
+    }
+    let opts = BenchOptions {
+        rounds: args.rounds,
+        update_ops: args.updates,
+        dpdk: !args.no_dpdk,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let mut header = vec![
+        format!(
+            "lpm-bench: {} prefixes from {}{}",
+            ps.len(),
+            args.prefixes.as_ref().unwrap().display(),
+            if args.realistic {
+                format!(
+                    " expanded by the realistic-table builder (seed {})",
+                    args.seed
+                )
+            } else {
+                String::new()
+            }
+        ),
+        table::ATTRIBUTION.to_string(),
+        format!(
+            "keys: {} ({}); one core per measurement, best of {} passes; bulk = {}-key batches",
+            keys.len(),
+            if args.keys.is_some() {
+                "from file".to_string()
+            } else {
+                format!("seeded mix 70/15/15, seed {}", args.seed)
+            },
+            opts.rounds,
+            lpmbench::BURST
+        ),
+        format!(
+            "lengths: {}",
+            table::length_profile(&ps)
+                .iter()
+                .map(|(n, c)| format!("{n}: {c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ];
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("model name"))
+            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+    });
+    if let Some(cpu) = cpu {
+        header.push(format!("cpu: {cpu}"));
+    }
+    for h in &header {
+        eprintln!("{h}");
+    }
+    lpmbench::pin(opts.cpus.0);
+    let tables = lpmbench::lookup_tables(&ps, &keys, &opts);
+    let upd = lpmbench::updates(&ps, &keys, &opts);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&lpmbench::to_json(&tables, &upd, keys.len(), &header))
+                .map_err(|e| e.to_string())?
+        );
+    } else {
+        for h in &header {
+            println!("{h}");
+        }
+        print!("{}", lpmbench::to_text(&tables, &upd));
+    }
+    Ok(())
+}

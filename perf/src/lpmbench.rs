@@ -1,0 +1,557 @@
+//! The measurements behind `lpm-bench bench`: lookups/s (single and bulk) for
+//! every engine on the <=128-bit part of the table and for chainroute on the whole
+//! table, update rate, lookups under continuous updates, and memory per prefix.
+//! Benchmarks print numbers; they assert nothing about speed.
+
+use crate::baselines::{dpdk, Chainroute, Engine, PrefixTrie};
+use crate::rng::Rng;
+use crate::table;
+use chainroute_lpm::{Lpm, Update};
+use chainroute_wire::{Address, Prefix};
+use serde_json::{json, Value};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Keys handed to a bulk call at a time (a dataplane burst).
+pub const BURST: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Repetitions of each timed pass; the fastest counts (least disturbed).
+    pub rounds: usize,
+    /// Updates in the update-rate pass.
+    pub update_ops: usize,
+    /// Length of each half of the lookups-under-updates pass.
+    pub concurrent: Duration,
+    /// Run the DPDK baselines (needs the EAL).
+    pub dpdk: bool,
+    /// CPU for the lookup thread, and for the writer in the concurrent pass.
+    pub cpus: (usize, usize),
+    pub seed: u64,
+}
+
+impl Default for BenchOptions {
+    fn default() -> BenchOptions {
+        BenchOptions {
+            rounds: 5,
+            update_ops: 200_000,
+            concurrent: Duration::from_millis(1500),
+            dpdk: true,
+            cpus: (0, 1),
+            seed: 1,
+        }
+    }
+}
+
+/// One engine's figures on one table.
+#[derive(Debug, Clone)]
+pub struct EngineResult {
+    pub name: &'static str,
+    pub single: f64,
+    pub bulk: f64,
+    pub bytes_per_prefix: f64,
+    pub native_bulk: bool,
+    /// Keys whose answer differs from chainroute's on the same table.
+    pub mismatches: usize,
+    /// Which implementation the figures are from ("avx512", "scalar", "").
+    pub variant: &'static str,
+    /// rte_fib6: its scalar lookup's (single, bulk) rates.
+    pub scalar: Option<(f64, f64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableResult {
+    pub name: &'static str,
+    pub prefixes: usize,
+    pub engines: Vec<EngineResult>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpdateResult {
+    pub single_per_sec: f64,
+    pub batched_per_sec: f64,
+    pub lookups_alone: f64,
+    pub lookups_under_updates: f64,
+    pub updates_during: f64,
+}
+
+/// Pins the calling thread to one CPU (best effort).
+pub fn pin(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it and
+    // sched_setaffinity only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % libc::CPU_SETSIZE as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// CPU time this thread has run, in seconds. Rates are per CPU-second of the
+/// measuring thread, so time the thread spends descheduled (the bench machine is
+/// shared) does not count against an engine.
+pub fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec that we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Lookups per CPU-second of `f`, which performs `n` lookups per call: the best of
+/// `rounds` timed calls after one warm-up call.
+fn rate(n: usize, rounds: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut best = f64::MAX;
+    for _ in 0..rounds.max(1) {
+        let t = thread_cpu();
+        f();
+        best = best.min(thread_cpu() - t);
+    }
+    n as f64 / best
+}
+
+/// Times one engine on `keys`; returns its figures and its answers.
+pub fn measure<E: Engine>(
+    e: &E,
+    keys: &[Address],
+    prefixes: usize,
+    rounds: usize,
+) -> (EngineResult, Vec<Option<u32>>) {
+    let native: Vec<E::Key> = keys.iter().map(|k| e.key(k)).collect();
+    let mut out = vec![E::Out::default(); native.len()];
+    let single = rate(native.len(), rounds, || {
+        for (k, o) in native.iter().zip(out.iter_mut()) {
+            *o = e.lookup(black_box(k));
+        }
+        black_box(&mut out);
+    });
+    let bulk = rate(native.len(), rounds, || {
+        for (k, o) in native.chunks(BURST).zip(out.chunks_mut(BURST)) {
+            e.lookup_bulk(black_box(k), o);
+        }
+        black_box(&mut out);
+    });
+    let answers = out.iter().map(|o| e.decode(*o)).collect();
+    let r = EngineResult {
+        name: e.name(),
+        single,
+        bulk,
+        bytes_per_prefix: e.bytes() as f64 / prefixes.max(1) as f64,
+        native_bulk: e.native_bulk(),
+        mismatches: 0,
+        variant: "",
+        scalar: None,
+    };
+    (r, answers)
+}
+
+fn count_mismatches(a: &[Option<u32>], b: &[Option<u32>]) -> usize {
+    a.iter().zip(b).filter(|(x, y)| x != y).count()
+}
+
+fn baseline<E: Engine>(
+    e: &E,
+    keys: &[Address],
+    prefixes: usize,
+    rounds: usize,
+    reference: &[Option<u32>],
+) -> EngineResult {
+    let (mut r, ans) = measure(e, keys, prefixes, rounds);
+    r.mismatches = count_mismatches(&ans, reference);
+    eprintln!(
+        "  {:<12} {:>8.1} M/s single {:>8.1} M/s bulk",
+        r.name,
+        r.single / 1e6,
+        r.bulk / 1e6
+    );
+    r
+}
+
+/// The lookup tables: `le128` (every engine, keys cut to 128 bits) and `full`
+/// (chainroute only). Progress goes to stderr.
+pub fn lookup_tables(
+    prefixes: &[(Prefix, u32)],
+    keys: &[Address],
+    opts: &BenchOptions,
+) -> Vec<TableResult> {
+    let small = table::le128(prefixes);
+    let keys128 = table::top128(keys);
+    let mut le = TableResult {
+        name: "le128",
+        prefixes: small.len(),
+        engines: Vec::new(),
+    };
+
+    eprintln!("le128: {} prefixes, {} keys", small.len(), keys128.len());
+    let cr = Chainroute::new(&small);
+    let (r, reference) = measure(&cr, &keys128, small.len(), opts.rounds);
+    eprintln!(
+        "  {:<12} {:>8.1} M/s single {:>8.1} M/s bulk",
+        r.name,
+        r.single / 1e6,
+        r.bulk / 1e6
+    );
+    le.engines.push(r);
+    drop(cr);
+
+    if opts.dpdk {
+        let mem = dpdk::eal_memory_mb(&small);
+        match dpdk::start_eal(mem) {
+            Ok(()) => {
+                eprintln!(
+                    "  EAL up (--no-huge, -m {mem}); {} tbl8 groups needed",
+                    dpdk::tbl8_groups(&small)
+                );
+                match dpdk::Fib6::new(&small) {
+                    Ok(mut e) => {
+                        e.set_vector(false);
+                        eprint!("  (scalar)");
+                        let scalar = baseline(&e, &keys128, small.len(), opts.rounds, &reference);
+                        let mut r = scalar.clone();
+                        if e.set_vector(true) {
+                            eprint!("  (AVX-512)");
+                            let v = baseline(&e, &keys128, small.len(), opts.rounds, &reference);
+                            if v.bulk > r.bulk {
+                                r = v;
+                                r.variant = "avx512";
+                            }
+                        } else {
+                            eprintln!("  rte_fib6: no AVX-512 lookup on this CPU or DPDK build");
+                        }
+                        r.scalar = Some((scalar.single, scalar.bulk));
+                        le.engines.push(r);
+                    }
+                    Err(err) => eprintln!("  rte_fib6 skipped: {err}"),
+                }
+                match dpdk::Lpm6::new(&small) {
+                    Ok(e) => le.engines.push(baseline(
+                        &e,
+                        &keys128,
+                        small.len(),
+                        opts.rounds,
+                        &reference,
+                    )),
+                    Err(err) => eprintln!("  rte_lpm6 skipped: {err}"),
+                }
+            }
+            Err(err) => eprintln!("  DPDK baselines skipped: {err}"),
+        }
+    }
+
+    let pt = PrefixTrie::new(&small);
+    le.engines.push(baseline(
+        &pt,
+        &keys128,
+        small.len(),
+        opts.rounds,
+        &reference,
+    ));
+    drop(pt);
+
+    eprintln!("full: {} prefixes, {} keys", prefixes.len(), keys.len());
+    let cr = Chainroute::new(prefixes);
+    let (r, _) = measure(&cr, keys, prefixes.len(), opts.rounds);
+    eprintln!(
+        "  {:<12} {:>8.1} M/s single {:>8.1} M/s bulk",
+        r.name,
+        r.single / 1e6,
+        r.bulk / 1e6
+    );
+    let full = TableResult {
+        name: "full",
+        prefixes: prefixes.len(),
+        engines: vec![r],
+    };
+    vec![le, full]
+}
+
+/// A random insert/delete mix over `prefixes`: alternately removes a present
+/// prefix and inserts a new one shaped like the table's (a random prefix's length
+/// plus 0-8 bits, inside it). Also returns the ops that undo it (in order), so a
+/// long run can replay mix, undo, mix, ... and keep the table realistic.
+pub fn update_mix(prefixes: &[(Prefix, u32)], n: usize, seed: u64) -> (Vec<Update>, Vec<Update>) {
+    let mut rng = Rng::new(seed ^ 0x7570_6474);
+    let mut present: Vec<(Prefix, u32)> = prefixes.to_vec();
+    let mut ops = Vec::with_capacity(n);
+    let mut undo = Vec::with_capacity(n);
+    while ops.len() < n && !present.is_empty() {
+        if ops.len() % 2 == 0 {
+            let i = rng.below(present.len() as u64) as usize;
+            let (p, v) = present.swap_remove(i);
+            ops.push(Update::Remove(p));
+            undo.push(Update::Insert(p, v));
+        } else {
+            let parent = prefixes[rng.below(prefixes.len() as u64) as usize].0;
+            let len = (parent.len() + rng.below(9) as u16).min(256);
+            let p = table::random_inside(&mut rng, &parent, len);
+            let v = prefixes[rng.below(prefixes.len() as u64) as usize].1;
+            present.push((p, v));
+            ops.push(Update::Insert(p, v));
+            undo.push(Update::Remove(p));
+        }
+    }
+    undo.reverse();
+    (ops, undo)
+}
+
+fn apply_one(t: &mut Lpm, u: &Update) {
+    match *u {
+        Update::Insert(p, v) => {
+            t.insert(p, v);
+        }
+        Update::Remove(p) => {
+            t.remove(&p);
+        }
+        Update::Replace(p, v) => {
+            t.replace(&p, v);
+        }
+    }
+}
+
+/// Update rates (one call per update, and batches of 64), then the lookups-under-
+/// updates pass: a reader pinned to one CPU does bulk lookups, reporting a
+/// quiescent state after every burst, first alone and then while a writer pinned
+/// to another CPU applies updates without pause. Rates are per CPU-second of the
+/// thread doing the work (the machine is shared).
+pub fn updates(prefixes: &[(Prefix, u32)], keys: &[Address], opts: &BenchOptions) -> UpdateResult {
+    let (ops, undo) = update_mix(prefixes, opts.update_ops, opts.seed);
+    let mut t = Lpm::from_prefixes(prefixes.iter().copied());
+    let start = thread_cpu();
+    for u in &ops {
+        apply_one(&mut t, u);
+    }
+    let single_per_sec = ops.len() as f64 / (thread_cpu() - start);
+    let mut t = Lpm::from_prefixes(prefixes.iter().copied());
+    let start = thread_cpu();
+    for b in ops.chunks(64) {
+        t.apply(b);
+    }
+    let batched_per_sec = ops.len() as f64 / (thread_cpu() - start);
+    eprintln!(
+        "updates: {:.2} M/s one by one, {:.2} M/s in batches of 64",
+        single_per_sec / 1e6,
+        batched_per_sec / 1e6
+    );
+
+    let mut t = Lpm::from_prefixes(prefixes.iter().copied());
+    let handle = t.handle();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = Arc::new(AtomicBool::new(false));
+    let keys: Arc<Vec<Address>> = Arc::new(keys.to_vec());
+    let window = opts.concurrent;
+    let reader = {
+        let (stop, writing, keys) = (stop.clone(), writing.clone(), keys.clone());
+        let cpu = opts.cpus.0;
+        std::thread::spawn(move || {
+            pin(cpu);
+            let r = handle.reader().expect("reader slot");
+            let mut out = vec![None; BURST];
+            let mut phase = |want_writer: bool| -> f64 {
+                while writing.load(Ordering::Acquire) != want_writer {
+                    r.quiescent();
+                    std::hint::spin_loop();
+                }
+                let mut n = 0u64;
+                let t0 = thread_cpu();
+                'outer: loop {
+                    for chunk in keys.chunks(BURST) {
+                        r.lookup_bulk(chunk, &mut out);
+                        r.quiescent();
+                        n += chunk.len() as u64;
+                        if n % (BURST as u64 * 256) == 0
+                            && thread_cpu() - t0 >= window.as_secs_f64()
+                        {
+                            break 'outer;
+                        }
+                    }
+                }
+                black_box(&out);
+                n as f64 / (thread_cpu() - t0)
+            };
+            let alone = phase(false);
+            stop.store(true, Ordering::Release);
+            let under = phase(true);
+            (alone, under)
+        })
+    };
+    // Wait for the lone pass to end, then update until the reader is done.
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    pin(opts.cpus.1);
+    writing.store(true, Ordering::Release);
+    let cycle: Vec<Update> = ops.iter().chain(undo.iter()).copied().collect();
+    let t0 = thread_cpu();
+    let mut i = 0usize;
+    while !reader.is_finished() {
+        apply_one(&mut t, &cycle[i % cycle.len()]);
+        i += 1;
+    }
+    let updates_during = i as f64 / (thread_cpu() - t0);
+    let (alone, under) = reader.join().expect("reader thread");
+    eprintln!(
+        "lookups under updates: {:.1} M/s alone, {:.1} M/s with a writer at {:.2} M updates/s ({:+.1} %)",
+        alone / 1e6,
+        under / 1e6,
+        updates_during / 1e6,
+        (under / alone - 1.0) * 100.0
+    );
+    UpdateResult {
+        single_per_sec,
+        batched_per_sec,
+        lookups_alone: alone,
+        lookups_under_updates: under,
+        updates_during,
+    }
+}
+
+/// The JSON document of `lpm-bench bench --json`.
+pub fn to_json(
+    tables: &[TableResult],
+    upd: &UpdateResult,
+    keys: usize,
+    header: &[String],
+) -> Value {
+    let tables: Vec<Value> = tables
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "prefixes": t.prefixes,
+                "engines": t.engines.iter().map(|e| {
+                    let mut v = json!({
+                        "name": e.name,
+                        "lookups_per_sec": e.single.round(),
+                        "bulk_lookups_per_sec": e.bulk.round(),
+                        "bytes_per_prefix": (e.bytes_per_prefix * 10.0).round() / 10.0,
+                        "native_bulk": e.native_bulk,
+                        "mismatches_vs_chainroute": e.mismatches,
+                    });
+                    if !e.variant.is_empty() {
+                        v["variant"] = json!(e.variant);
+                    }
+                    if let Some((s, b)) = e.scalar {
+                        v["scalar_lookups_per_sec"] = json!(s.round());
+                        v["scalar_bulk_lookups_per_sec"] = json!(b.round());
+                    }
+                    v
+                }).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "tables": tables,
+        "updates_per_sec": upd.single_per_sec.round(),
+        "lookups_per_sec_under_updates": upd.lookups_under_updates.round(),
+        "batched_updates_per_sec": upd.batched_per_sec.round(),
+        "lookups_per_sec_without_updates": upd.lookups_alone.round(),
+        "updates_per_sec_during_lookups": upd.updates_during.round(),
+        "ratios": ratios(tables_ref(&tables)),
+        "keys": keys,
+        "notes": header,
+    })
+}
+
+fn tables_ref(v: &[Value]) -> &[Value] {
+    v
+}
+
+/// chainroute's bulk and single rates over each baseline's, on the le128 table.
+fn ratios(tables: &[Value]) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(le) = tables.iter().find(|t| t["name"] == "le128") {
+        let engines = le["engines"].as_array().cloned().unwrap_or_default();
+        let cr = engines.iter().find(|e| e["name"] == "chainroute");
+        if let Some(cr) = cr {
+            for e in engines.iter().filter(|e| e["name"] != "chainroute") {
+                let name = e["name"].as_str().unwrap_or("?");
+                let r = |k: &str| {
+                    (cr[k].as_f64().unwrap_or(0.0) / e[k].as_f64().unwrap_or(f64::NAN) * 100.0)
+                        .round()
+                        / 100.0
+                };
+                out.insert(format!("bulk_vs_{name}"), json!(r("bulk_lookups_per_sec")));
+                out.insert(format!("single_vs_{name}"), json!(r("lookups_per_sec")));
+                if let Some(sb) = e["scalar_bulk_lookups_per_sec"].as_f64() {
+                    let cb = cr["bulk_lookups_per_sec"].as_f64().unwrap_or(0.0);
+                    out.insert(
+                        format!("bulk_vs_{name}_scalar"),
+                        json!((cb / sb * 100.0).round() / 100.0),
+                    );
+                }
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// The human-readable report.
+pub fn to_text(tables: &[TableResult], upd: &UpdateResult) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for t in tables {
+        let _ = writeln!(s, "table {} ({} prefixes)", t.name, t.prefixes);
+        let _ = writeln!(
+            s,
+            "  {:<12} {:>14} {:>14} {:>10}",
+            "engine", "single M/s", "bulk M/s", "B/prefix"
+        );
+        for e in &t.engines {
+            let _ = writeln!(
+                s,
+                "  {:<12} {:>14.1} {:>14.1} {:>10.1}{}{}",
+                e.name,
+                e.single / 1e6,
+                e.bulk / 1e6,
+                e.bytes_per_prefix,
+                if e.native_bulk {
+                    ""
+                } else {
+                    "  (bulk = loop of single lookups)"
+                },
+                if e.mismatches > 0 {
+                    format!("  ({} answers differ from chainroute)", e.mismatches)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if let Some(cr) = t.engines.iter().find(|e| e.name == "chainroute") {
+            for e in t.engines.iter().filter(|e| e.name != "chainroute") {
+                let _ = writeln!(
+                    s,
+                    "  chainroute / {:<12} bulk {:>6.2}x   single {:>6.2}x",
+                    e.name,
+                    cr.bulk / e.bulk,
+                    cr.single / e.single
+                );
+                if let Some((ss, sb)) = e.scalar {
+                    let _ = writeln!(
+                        s,
+                        "  ({} above is its {} lookup; its scalar lookup: {:.1} M/s single, {:.1} M/s bulk: chainroute is {:.2}x / {:.2}x)",
+                        e.name,
+                        if e.variant.is_empty() { "scalar" } else { e.variant },
+                        ss / 1e6,
+                        sb / 1e6,
+                        cr.single / ss,
+                        cr.bulk / sb
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(s, "updates (random insert/delete mix, full table): {:.2} M/s one call per update, {:.2} M/s in batches of 64", upd.single_per_sec / 1e6, upd.batched_per_sec / 1e6);
+    let _ = writeln!(
+        s,
+        "bulk lookups, full table: {:.1} M/s alone, {:.1} M/s while a writer applies {:.2} M updates/s ({:+.1} %)",
+        upd.lookups_alone / 1e6,
+        upd.lookups_under_updates / 1e6,
+        upd.updates_during / 1e6,
+        (upd.lookups_under_updates / upd.lookups_alone - 1.0) * 100.0
+    );
+    s
+}

@@ -1,0 +1,146 @@
+//! `lpm-bench lookup` answers like the naive reference, for every accepted text
+//! form, and the realistic table built from the RouteViews file (when the data
+//! directory is there) looks up like the reference.
+
+use chainroute_lpm::{Lpm, NaiveLpm};
+use chainroute_perf::{prefixes, table};
+use std::process::Command;
+
+fn tmp(name: &str, text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("lpm-bench-test-{}-{name}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn lookup_command_matches_the_reference() {
+    let prefix_text = "\
+# a comment line
+::/0 1
+2001:db8::/32 2
+2001:db8:1::/48            # no value: the line number (4)
+2001:db8:1::5/256 5
+10.0.0.0/8 6
+2001:500:30ff::20/124 7
+0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed 8
+2001:db8:0:0:0:0:1::/112 9
+";
+    let key_text = "\
+2001:db8::1
+# comments and blank lines print nothing
+
+2001:db8:1::5
+2001:db8:1::6
+10.1.2.3
+2001:500:30ff:0:0:0:0:2f
+2001:500:30ff::2f
+0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed
+2001:db8:0:0:0:0:1::9
+3000::
+";
+    let pf = tmp("prefixes", prefix_text);
+    let kf = tmp("keys", key_text);
+    let out = Command::new(env!("CARGO_BIN_EXE_lpm-bench"))
+        .args([
+            "lookup",
+            "--prefixes",
+            pf.to_str().unwrap(),
+            "--keys",
+            kf.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run lpm-bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let ps = prefixes::parse_prefixes(prefix_text).unwrap();
+    let mut n = NaiveLpm::new();
+    for (p, v) in &ps {
+        n.insert(*p, *v);
+    }
+    let want: Vec<String> = prefixes::parse_keys(key_text)
+        .unwrap()
+        .iter()
+        .map(|k| n.lookup(k).map_or("-".into(), |v| v.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    // An IPv6 key needs its eight groups: a `::` form reads as W3IP (wire crate rule).
+    assert_eq!(got, ["2", "5", "4", "6", "7", "1", "8", "9", "1"]);
+    // Without the default route a miss prints "-".
+    let pf2 = tmp("prefixes2", "2001:db8::/32 2\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_lpm-bench"))
+        .args([
+            "lookup",
+            "--prefixes",
+            pf2.to_str().unwrap(),
+            "--keys",
+            kf.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        ["2", "2", "2", "-", "-", "-", "-", "2", "-"]
+    );
+    // Bad input is an error with its line number.
+    let bad = tmp("bad", "2001:db8::/32 2\n2001:db8::1/16 3\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_lpm-bench"))
+        .args([
+            "lookup",
+            "--prefixes",
+            bad.to_str().unwrap(),
+            "--keys",
+            kf.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    for f in [pf, kf, pf2, bad] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+#[test]
+fn realistic_table_from_routeviews_matches_the_reference() {
+    let path = std::path::Path::new(table::ROUTEVIEWS_V6);
+    let Ok(real) = prefixes::read_prefixes(path) else {
+        eprintln!("{} not found: skipped", path.display());
+        return;
+    };
+    // A slice of the real list keeps the test quick in debug builds.
+    let real: Vec<_> = real.into_iter().step_by(8).collect();
+    let t = table::realistic(&real, 3);
+    assert!(t.len() > real.len() * 3);
+    let lpm = Lpm::from_prefixes(t.iter().copied());
+    let mut n = NaiveLpm::new();
+    for (p, v) in &t {
+        n.insert(*p, *v);
+    }
+    let keys = table::key_mix(&t, 20_000, 5);
+    let mut bulk = vec![None; keys.len()];
+    lpm.lookup_bulk(&keys, &mut bulk);
+    for (k, b) in keys.iter().zip(&bulk) {
+        assert_eq!(*b, n.lookup(k), "{k}");
+    }
+    // The 128-bit view the baselines get.
+    let small = Lpm::from_prefixes(table::le128(&t));
+    let k128 = table::top128(&keys[..2000]);
+    let mut n128 = NaiveLpm::new();
+    for (p, v) in table::le128(&t) {
+        n128.insert(p, v);
+    }
+    for k in &k128 {
+        assert_eq!(small.lookup(k), n128.lookup(k));
+    }
+}
