@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup test test-rust test-fuzz test-contracts test-tools fmt-check build demo
+.PHONY: setup test test-rust test-fuzz test-contracts test-tools fmt-check build demo image image-test
 
 setup:
 	./scripts/setup.sh
@@ -39,3 +39,13 @@ test-fuzz:
 
 fmt-check:
 	$(CARGO) fmt --all --check
+
+# The appliance (appliance-image/README.md): a bootable Debian 12 disk image (raw, qcow2)
+# and its root-filesystem update; image-test boots it in qemu (KVM if usable, else TCG)
+# and checks health over TLS, an A/B upgrade and the fallback from a broken release.
+image:
+	$(CARGO) build --release --locked -p chainroute-mgmt
+	appliance-image/build.sh
+
+image-test: image
+	appliance-image/test.sh
