@@ -271,6 +271,8 @@ expect "worker thread on the isolated core" "$(vm 'ps -L -o psr=,comm= -p $(pido
 expect "configuration from the seed" "$(vm cat /etc/chainroute/chainroute.toml)" 'net_null1'
 expect "hostname from the seed" "$(vm hostname)" '^cr-test$'
 expect "A/B: booted a, committed a" "$(vm chainroute-slot status -j | json_field '["booted"]+d["committed"]')" '^aa$'
+sec=$(vm 'systemd-analyze security chainrouted.service --no-pager 2>/dev/null | tail -n1' || true)
+log "info: ${sec#→ }"
 data_mb=$(vm df -m --output=size /data | tail -n1 | tr -d ' ')
 [ "$data_mb" -gt $(( CR_DATA_MB + 1024 )) ] && log "ok: /data grown to the disk (${data_mb} MiB)" || fail "/data was not grown (${data_mb} MiB)"
 vm 'echo persistent > /var/lib/chainroute/image-test-marker && hostname > /data/lib/image-test-host'
