@@ -2,7 +2,10 @@
 # Builds the chainroute appliance: a bootable x86_64 disk image (raw and qcow2) and the
 # root-filesystem update that `chainroute-upgrade` writes into the other root slot.
 #
-#   appliance-image/build.sh [--out DIR] [--version V] [--rootfs-only] [--broken] [--no-qcow2]
+#   appliance-image/build.sh [--out DIR] [--version V] [--bin-dir DIR] [--rootfs-only]
+#                            [--no-qcow2] [--no-zst] [--base-only] [--broken]
+#   --rootfs-only  only the update (root file system); --base-only: only fill the cache;
+#   --broken       (tests) a release whose chainrouted exits at once. Settings: image.conf.
 #
 # Stages (see README.md):
 #   1. base system: mmdebstrap of Debian 12 with the kernel, systemd and the DPDK runtime;
@@ -28,7 +31,7 @@ ZST=1
 BASE_ONLY=0
 BIN_DIR=${CR_BIN_DIR:-${CARGO_TARGET_DIR:-$TOP/target}/release}
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
