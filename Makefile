@@ -1,6 +1,7 @@
 # chainroute: the two commands an operator needs.
 #   make demo  - the lab: chain + two appliances + traffic (lab/demo.sh, docs/lab.md)
-#   make test  - installs what is missing, then runs every suite
+#   make test  - installs what is missing, then runs every suite (the appliance's
+#                qemu boot test last: ~35 min cold under TCG, see appliance-image/README.md)
 SHELL := /bin/bash
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
@@ -22,6 +23,7 @@ test: setup
 	$(MAKE) test-contracts
 	$(MAKE) test-tools
 	$(MAKE) test-fuzz
+	$(MAKE) image-test
 	@echo "make test: all suites passed"
 
 test-rust:

@@ -99,16 +99,51 @@ impl Fib {
         self.table.insert(prefix, id);
         let old = self.routes.insert(prefix, hop);
         if let Some(old) = old {
-            self.release(old);
+            self.release(&[old]);
         }
         old
+    }
+
+    /// Applies route changes in order (`Some`: add or replace, `None`: remove) as
+    /// one batch: new next hops are published with one copy of the next-hop table,
+    /// the LPM takes every change within one grace period, then unused next hops
+    /// are withdrawn. Returns how many routes changed. What a full sync uses.
+    pub fn apply(&mut self, changes: &[(Prefix, Option<NextHop>)]) -> usize {
+        let mut staged = None;
+        let mut updates = Vec::with_capacity(changes.len());
+        let mut released = Vec::new();
+        for (prefix, hop) in changes {
+            match hop {
+                Some(hop) => {
+                    if self.routes.get(prefix) == Some(hop) {
+                        continue;
+                    }
+                    let id = self.intern_into(*hop, &mut staged);
+                    updates.push(lpm::Update::Insert(*prefix, id));
+                    released.extend(self.routes.insert(*prefix, *hop));
+                }
+                None => {
+                    if let Some(old) = self.routes.remove(prefix) {
+                        updates.push(lpm::Update::Remove(*prefix));
+                        released.push(old);
+                    }
+                }
+            }
+        }
+        if let Some(table) = staged {
+            // Published before any route refers to the new ids.
+            self.publish(table);
+        }
+        self.table.apply(&updates);
+        self.release(&released);
+        updates.len()
     }
 
     /// Removes the route for exactly `prefix`.
     pub fn remove(&mut self, prefix: &Prefix) -> Option<NextHop> {
         let old = self.routes.remove(prefix)?;
         self.table.remove(prefix);
-        self.release(old);
+        self.release(&[old]);
         Some(old)
     }
 
@@ -141,12 +176,27 @@ impl Fib {
     }
 
     fn intern(&mut self, hop: NextHop) -> u32 {
+        let mut staged = None;
+        let id = self.intern_into(hop, &mut staged);
+        if let Some(table) = staged {
+            // Published before any route refers to the id.
+            self.publish(table);
+        }
+        id
+    }
+
+    /// Interns `hop`; a new one goes into `staged`, a copy of the published table
+    /// taken once per batch (copying it per new next hop would make loading N
+    /// routes with N distinct tunnels quadratic).
+    fn intern_into(&mut self, hop: NextHop, staged: &mut Option<Vec<Option<NextHop>>>) -> u32 {
         if let Some((id, users)) = self.ids.get_mut(&hop) {
             *users += 1;
             return *id;
         }
-        self.reclaim();
-        let mut table: Vec<Option<NextHop>> = self.hops.load().as_ref().clone();
+        if staged.is_none() {
+            self.reclaim();
+        }
+        let table = staged.get_or_insert_with(|| self.hops.load().as_ref().clone());
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -155,24 +205,28 @@ impl Fib {
             }
         };
         table[id as usize] = Some(hop);
-        // Published before any route refers to the id.
-        self.publish(table);
         self.ids.insert(hop, (id, 1));
         id
     }
 
-    fn release(&mut self, hop: NextHop) {
-        let Some((id, users)) = self.ids.get_mut(&hop) else { return };
-        *users -= 1;
-        if *users > 0 {
-            return;
+    /// Drops one use of each hop; ids no route uses any more are withdrawn with
+    /// one table copy and wait in quarantine for a grace period.
+    fn release(&mut self, hops: &[NextHop]) {
+        let mut staged: Option<Vec<Option<NextHop>>> = None;
+        for hop in hops {
+            let Some((id, users)) = self.ids.get_mut(hop) else { continue };
+            *users -= 1;
+            if *users > 0 {
+                continue;
+            }
+            let id = *id;
+            self.ids.remove(hop);
+            staged.get_or_insert_with(|| self.hops.load().as_ref().clone())[id as usize] = None;
+            self.quarantine.push(id);
         }
-        let id = *id;
-        self.ids.remove(&hop);
-        let mut table: Vec<Option<NextHop>> = self.hops.load().as_ref().clone();
-        table[id as usize] = None;
-        self.publish(table);
-        self.quarantine.push(id);
+        if let Some(table) = staged {
+            self.publish(table);
+        }
     }
 
     fn publish(&mut self, table: Vec<Option<NextHop>>) {
@@ -240,5 +294,86 @@ impl FibReader {
     /// This reader stops reading (its thread exits): it no longer holds back reclamation.
     pub fn offline(&self) {
         self.reader.offline();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tunnel(i: u32) -> NextHop {
+        NextHop::Tunnel {
+            port: 1,
+            tunnel: UdpTunnel {
+                eth_src: MacAddr::default(),
+                eth_dst: MacAddr([2, 0, 0, 0, 0, 1]),
+                src: "192.0.2.1:5733".parse().unwrap(),
+                dst: std::net::SocketAddr::new(std::net::Ipv4Addr::from(0x0a00_0000 + i).into(), 5733),
+                outer_hop_limit: 64,
+                ipv4_udp_checksum: true,
+            },
+        }
+    }
+
+    fn prefix(i: u32) -> Prefix {
+        let mut a = "2400::".parse::<Address>().unwrap();
+        a.0[2..6].copy_from_slice(&i.to_be_bytes());
+        Prefix::new(a, 48).unwrap()
+    }
+
+    /// What readers see: the next hop each route's key resolves to.
+    fn resolved(fib: &Fib, r: &mut FibReader, n: u32) -> Vec<Option<NextHop>> {
+        let keys: Vec<Address> = (0..n).map(|i| prefix(i).addr()).collect();
+        let mut out = vec![0u32; keys.len()];
+        let mut seen = Vec::new();
+        for (k, o) in keys.chunks(MAX_BURST).zip(out.chunks_mut(MAX_BURST)) {
+            r.lookup_bulk(k, o);
+        }
+        for id in out {
+            seen.push(if id == NO_ROUTE { None } else { r.next_hop(id) });
+        }
+        assert_eq!(fib.len(), seen.iter().filter(|h| h.is_some()).count());
+        seen
+    }
+
+    #[test]
+    fn a_batch_equals_the_same_changes_one_by_one() {
+        let mut batched = Fib::new();
+        let mut single = Fib::new();
+        let mut rb = batched.reader().unwrap();
+        let mut rs = single.reader().unwrap();
+        rb.offline();
+        rs.offline();
+        // Load 3000 routes with 1000 distinct tunnels, then change a third, remove a
+        // third (ids go unused and come back after a grace period), all as batches.
+        let load: Vec<(Prefix, Option<NextHop>)> = (0..3000).map(|i| (prefix(i), Some(tunnel(i % 1000)))).collect();
+        let churn: Vec<(Prefix, Option<NextHop>)> =
+            (0..3000).filter(|i| i % 3 != 0).map(|i| (prefix(i), if i % 3 == 1 { Some(tunnel(5000 + i)) } else { None })).collect();
+        for changes in [&load, &churn, &load] {
+            assert!(batched.apply(changes) > 0);
+            for (p, h) in changes.iter() {
+                match h {
+                    Some(h) => {
+                        single.insert(*p, *h);
+                    }
+                    None => {
+                        single.remove(p);
+                    }
+                }
+            }
+            assert_eq!(resolved(&batched, &mut rb, 3000), resolved(&single, &mut rs, 3000));
+            // Between reads the readers are offline, so the writers' grace periods
+            // (id reuse) do not wait on this thread.
+            rb.offline();
+            rs.offline();
+            assert_eq!(batched.ids.len(), single.ids.len(), "the same next hops are interned");
+        }
+        assert_eq!(batched.apply(&load), 0, "nothing differs: nothing applied");
+        // Every interned id is in the published table, and only those.
+        let table = batched.hops.load();
+        assert_eq!(table.iter().filter(|h| h.is_some()).count(), batched.ids.len());
+        for (hop, (id, _)) in &batched.ids {
+            assert_eq!(table[*id as usize], Some(*hop));
+        }
     }
 }

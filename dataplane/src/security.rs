@@ -47,7 +47,11 @@ pub struct SecurityConfig {
 
 impl Default for SecurityConfig {
     fn default() -> Self {
-        SecurityConfig { source_validation: true, shed: ShedConfig::default(), verifies_per_burst: 64 }
+        SecurityConfig {
+            source_validation: true,
+            shed: ShedConfig::default(),
+            verifies_per_burst: 64,
+        }
     }
 }
 
@@ -58,14 +62,24 @@ pub enum Ingress {
     Native { port: u16, mac: MacAddr },
     /// UDP from `remote` (a host's NAT'd public endpoint or a peer router) to our
     /// `local` endpoint, through the underlay neighbour `mac` on `port`.
-    Udp { port: u16, remote: SocketAddr, local: SocketAddr, mac: MacAddr },
+    Udp {
+        port: u16,
+        remote: SocketAddr,
+        local: SocketAddr,
+        mac: MacAddr,
+    },
 }
 
 impl Ingress {
     pub fn of(port: u16, eth_src: MacAddr, carrier: &Carrier) -> Ingress {
         match carrier {
             Carrier::Native => Ingress::Native { port, mac: eth_src },
-            Carrier::Udp { src, dst } => Ingress::Udp { port, remote: *src, local: *dst, mac: eth_src },
+            Carrier::Udp { src, dst } => Ingress::Udp {
+                port,
+                remote: *src,
+                local: *dst,
+                mac: eth_src,
+            },
         }
     }
 
@@ -74,9 +88,21 @@ impl Ingress {
     pub fn reverse(&self) -> NextHop {
         match *self {
             Ingress::Native { port, mac } => NextHop::Local { port, mac },
-            Ingress::Udp { port, remote, local, mac } => NextHop::Tunnel {
+            Ingress::Udp {
                 port,
-                tunnel: UdpTunnel { eth_src: MacAddr::default(), eth_dst: mac, src: local, dst: remote, outer_hop_limit: 64, ipv4_udp_checksum: true },
+                remote,
+                local,
+                mac,
+            } => NextHop::Tunnel {
+                port,
+                tunnel: UdpTunnel {
+                    eth_src: MacAddr::default(),
+                    eth_dst: mac,
+                    src: local,
+                    dst: remote,
+                    outer_hop_limit: 64,
+                    ipv4_udp_checksum: true,
+                },
             },
         }
     }
@@ -120,7 +146,54 @@ pub struct Binding {
 
 struct Snapshot {
     bindings: HashMap<Wallet, Binding>,
+    /// One bit per hash bucket of the bound wallets: most packets' wallets are
+    /// not bound here, and a bit test is cheaper than a hash-map miss.
+    bound: BoundFilter,
     peers: HashMap<PeerKey, u32>,
+}
+
+impl Snapshot {
+    fn new(bindings: HashMap<Wallet, Binding>, peers: HashMap<PeerKey, u32>) -> Snapshot {
+        let mut bound = BoundFilter::default();
+        for w in bindings.keys() {
+            bound.insert(w);
+        }
+        Snapshot {
+            bindings,
+            bound,
+            peers,
+        }
+    }
+}
+
+/// A 2^16-bit membership filter over wallets (false positives only cost the map
+/// lookup they stand in front of).
+struct BoundFilter(Box<[u64; 1024]>);
+
+impl Default for BoundFilter {
+    fn default() -> Self {
+        BoundFilter(Box::new([0; 1024]))
+    }
+}
+
+impl BoundFilter {
+    #[inline]
+    fn bit(w: &Wallet) -> usize {
+        // Wallets are Keccak outputs, so any 16 bits of them are uniform; an
+        // attacker who picks wallets to collide gains one map lookup per packet.
+        u16::from_le_bytes([w.0[18], w.0[19]]) as usize
+    }
+
+    fn insert(&mut self, w: &Wallet) {
+        let b = Self::bit(w);
+        self.0[b / 64] |= 1 << (b % 64);
+    }
+
+    #[inline]
+    fn may_hold(&self, w: &Wallet) -> bool {
+        let b = Self::bit(w);
+        self.0[b / 64] & (1 << (b % 64)) != 0
+    }
 }
 
 /// What the writer did, for the API and metrics.
@@ -153,7 +226,10 @@ impl Security {
     pub fn new(config: SecurityConfig) -> Security {
         Security {
             config,
-            shared: Arc::new(ArcSwap::from_pointee(Snapshot { bindings: HashMap::new(), peers: HashMap::new() })),
+            shared: Arc::new(ArcSwap::from_pointee(Snapshot::new(
+                HashMap::new(),
+                HashMap::new(),
+            ))),
             version: Arc::new(AtomicU64::new(0)),
             bindings: HashMap::new(),
             peers: HashMap::new(),
@@ -182,9 +258,11 @@ impl Security {
             snapshot: self.shared.load_full(),
             peer_lpm: self.peer_lpm.reader().map_err(|e| e.to_string())?,
             devices: self.devices.reader(),
-            verifier: BurstVerifier::new(self.config.shed, self.config.verifies_per_burst).map_err(|e| e.to_string())?,
+            verifier: BurstVerifier::new(self.config.shed, self.config.verifies_per_burst)
+                .map_err(|e| e.to_string())?,
             queue,
             recent: HashMap::new(),
+            last_peer: None,
         })
     }
 
@@ -264,7 +342,10 @@ impl Security {
         self.dirty = false;
         // One copy per change batch: bindings change at human rates (BIND refreshes),
         // never per packet.
-        self.shared.store(Arc::new(Snapshot { bindings: self.bindings.clone(), peers: self.peers.clone() }));
+        self.shared.store(Arc::new(Snapshot::new(
+            self.bindings.clone(),
+            self.peers.clone(),
+        )));
         self.version.fetch_add(1, Ordering::Release);
     }
 
@@ -278,11 +359,23 @@ impl Security {
 
     /// Peers and the prefixes each may source.
     pub fn peers(&self) -> Vec<(PeerKey, Vec<Prefix>)> {
-        self.peers.iter().map(|(k, id)| (*k, self.peer_prefixes.get(id).cloned().unwrap_or_default())).filter(|(_, p)| !p.is_empty()).collect()
+        self.peers
+            .iter()
+            .map(|(k, id)| (*k, self.peer_prefixes.get(id).cloned().unwrap_or_default()))
+            .filter(|(_, p)| !p.is_empty())
+            .collect()
     }
 
     pub fn stats(&self) -> SecurityStats {
-        SecurityStats { bindings: self.bindings.len(), peers: self.peer_prefixes.values().filter(|p| !p.is_empty()).count(), ..self.stats }
+        SecurityStats {
+            bindings: self.bindings.len(),
+            peers: self
+                .peer_prefixes
+                .values()
+                .filter(|p| !p.is_empty())
+                .count(),
+            ..self.stats
+        }
     }
 }
 
@@ -300,6 +393,9 @@ pub struct SecurityReader {
     /// Sequences this worker accepted but the writer may not have published yet:
     /// an immediate replay must not pass twice.
     recent: HashMap<Wallet, u64>,
+    /// The peer id of the last ingress looked up: a burst mostly comes from one
+    /// neighbour. Cleared when the snapshot changes.
+    last_peer: Option<(PeerKey, Option<u32>)>,
 }
 
 impl SecurityReader {
@@ -310,15 +406,23 @@ impl SecurityReader {
         if v != self.seen {
             self.snapshot = self.shared.load_full();
             self.seen = v;
+            self.last_peer = None;
             let snap = &self.snapshot;
-            self.recent.retain(|w, s| snap.bindings.get(w).is_none_or(|b| b.sequence < *s));
+            self.recent
+                .retain(|w, s| snap.bindings.get(w).is_none_or(|b| b.sequence < *s));
         }
     }
 
     /// The live binding of a wallet.
     #[inline]
     pub fn binding(&self, wallet: &Wallet, now: u64) -> Option<&Binding> {
-        self.snapshot.bindings.get(wallet).filter(|b| b.expiry > now)
+        if !self.snapshot.bound.may_hold(wallet) {
+            return None;
+        }
+        self.snapshot
+            .bindings
+            .get(wallet)
+            .filter(|b| b.expiry > now)
     }
 
     /// The newest sequence known for a wallet (published or accepted here).
@@ -331,7 +435,7 @@ impl SecurityReader {
     /// Source validation: a live binding of the source behind this very ingress, or
     /// a peer whose licensed prefixes cover the source.
     #[inline]
-    pub fn source_ok(&self, src: &Address, ingress: &Ingress, now: u64) -> bool {
+    pub fn source_ok(&mut self, src: &Address, ingress: &Ingress, now: u64) -> bool {
         if let Some(b) = self.binding(&src.interface_id(), now) {
             if b.unicast == *src && b.ingress == *ingress {
                 return true;
@@ -340,8 +444,17 @@ impl SecurityReader {
         if self.snapshot.peers.is_empty() {
             return false;
         }
-        match self.snapshot.peers.get(&ingress.peer_key()) {
-            Some(id) => self.peer_lpm.lookup(src) == Some(*id),
+        let key = ingress.peer_key();
+        let peer = match self.last_peer {
+            Some((k, id)) if k == key => id,
+            _ => {
+                let id = self.snapshot.peers.get(&key).copied();
+                self.last_peer = Some((key, id));
+                id
+            }
+        };
+        match peer {
+            Some(id) => self.peer_lpm.lookup(src) == Some(id),
             None => false,
         }
     }
@@ -358,5 +471,89 @@ impl SecurityReader {
 
     pub fn offline(&self) {
         self.peer_lpm.offline();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn native(mac: u8) -> Ingress {
+        Ingress::Native {
+            port: 0,
+            mac: MacAddr([2, 0, 0, 0, 0, mac]),
+        }
+    }
+
+    #[test]
+    fn source_validation_follows_published_peers_and_bindings() {
+        let mut sec = Security::new(SecurityConfig::default());
+        let mut r = sec.reader().unwrap();
+        let src: Address = "2001:db8::7".parse().unwrap();
+        r.refresh();
+        assert!(
+            !r.source_ok(&src, &native(1), 100),
+            "nothing published: unproven"
+        );
+
+        sec.set_peer(native(1).peer_key(), &["2001:db8::/32".parse().unwrap()]);
+        sec.publish();
+        r.refresh();
+        assert!(r.source_ok(&src, &native(1), 100), "the licensed neighbour");
+        assert!(
+            !r.source_ok(&src, &native(2), 100),
+            "another neighbour, right after the memo of the first"
+        );
+        assert!(r.source_ok(&src, &native(1), 100));
+        assert!(
+            !r.source_ok(&"2001:db9::1".parse().unwrap(), &native(1), 100),
+            "outside its license"
+        );
+
+        // A new snapshot clears the per-burst memo: the peer is gone for good.
+        sec.remove_peer(&native(1).peer_key());
+        sec.publish();
+        r.refresh();
+        assert!(!r.source_ok(&src, &native(1), 100));
+
+        // A binding proves its own unicast behind its own ingress, until it expires.
+        let w = Wallet([0x5a; 20]);
+        let u = Address::unicast(&"2001:db8:1::".parse().unwrap(), w);
+        sec.install(Binding {
+            wallet: w,
+            unicast: u,
+            ingress: native(3),
+            expiry: 200,
+            sequence: 1,
+            device_key: [0; 32],
+        });
+        sec.publish();
+        r.refresh();
+        assert!(r.source_ok(&u, &native(3), 100));
+        assert!(
+            !r.source_ok(&u, &native(4), 100),
+            "same source, wrong ingress"
+        );
+        assert!(!r.source_ok(&u, &native(3), 200), "expired");
+        assert!(r.binding(&w, 100).is_some());
+        assert!(r.binding(&Wallet([0x5b; 20]), 100).is_none());
+    }
+
+    #[test]
+    fn bound_filter_has_no_false_negatives() {
+        let mut f = BoundFilter::default();
+        let wallets: Vec<Wallet> = (0..5000u32)
+            .map(|i| {
+                let mut w = [0u8; 20];
+                w[..4].copy_from_slice(&i.to_be_bytes());
+                w[16..20].copy_from_slice(&i.wrapping_mul(2654435761).to_le_bytes());
+                Wallet(w)
+            })
+            .collect();
+        for w in &wallets {
+            f.insert(w);
+        }
+        assert!(wallets.iter().all(|w| f.may_hold(w)));
+        assert!(!BoundFilter::default().may_hold(&wallets[0]));
     }
 }

@@ -111,6 +111,35 @@ impl License {
     }
 }
 
+/// Encodes endpoints as `setRouter` takes them: `abi.encode((uint8 family, bytes16
+/// addr, uint16 port)[])`, the inverse of [`decode_endpoints`].
+pub fn encode_endpoints(endpoints: &[SocketAddr]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + 96 * endpoints.len());
+    let word = |out: &mut Vec<u8>, v: u64| {
+        out.extend_from_slice(&[0u8; 24]);
+        out.extend_from_slice(&v.to_be_bytes());
+    };
+    word(&mut out, 32);
+    word(&mut out, endpoints.len() as u64);
+    for e in endpoints {
+        let mut a = [0u8; 32];
+        let family = match e.ip() {
+            IpAddr::V4(ip) => {
+                a[..4].copy_from_slice(&ip.octets());
+                4
+            }
+            IpAddr::V6(ip) => {
+                a[..16].copy_from_slice(&ip.octets());
+                6
+            }
+        };
+        word(&mut out, family);
+        out.extend_from_slice(&a);
+        word(&mut out, e.port() as u64);
+    }
+    out
+}
+
 /// Decodes `abi.encode((uint8 family, bytes16 addr, uint16 port)[])`, strictly.
 pub fn decode_endpoints(data: &[u8]) -> Option<Vec<SocketAddr>> {
     if data.is_empty() {
@@ -324,6 +353,13 @@ pub struct Reconciler {
     status: pb::ChainStatus,
     dirty_snapshot: bool,
     last_snapshot: Instant,
+    /// Bumped whenever `licenses` or `dids` change; with 100k licenses the desired
+    /// state is only recomputed when this, the expire flag or the clock (a license
+    /// reaching its expiry) says it may differ.
+    changes: u64,
+    /// (changes, expired) of the last computed state, and the next expiry after it.
+    computed: Option<(u64, bool)>,
+    next_expiry: u64,
 }
 
 /// An RPC failure, with what was being done.
@@ -353,6 +389,9 @@ impl Reconciler {
             status,
             dirty_snapshot: false,
             last_snapshot: Instant::now(),
+            changes: 0,
+            computed: None,
+            next_expiry: 0,
         })
     }
 
@@ -565,6 +604,7 @@ impl Reconciler {
         }
         if initial || count > 0 {
             self.dirty_snapshot = true;
+            self.changes += 1;
         }
         self.licenses = licenses;
         self.dids = dids;
@@ -689,36 +729,50 @@ impl Reconciler {
             );
         }
         self.status.expired = expired;
-        let valid = validity(&self.licenses, now);
-        let desired = if expired {
-            HashMap::new()
-        } else {
-            desired_routes(
-                &self.licenses,
-                &valid,
-                &self.shared.config.identity,
-                &self.cfg,
-            )
-        };
-        let applied = self.shared.rib.lock().unwrap().apply_chain(desired);
-        crate::state::sync_security(&self.shared, &self.licenses, &valid, &self.dids, expired);
-        if !applied.is_empty() {
-            crate::log!(
-                "info",
-                "chain: FIB +{} -{} ~{} at block {}",
-                applied.added,
-                applied.removed,
-                applied.changed,
-                self.status.synced_block
-            );
+        let stale = self.computed != Some((self.changes, expired)) || now >= self.next_expiry;
+        let mut computed = None;
+        if stale {
+            let valid = validity(&self.licenses, now);
+            let desired = if expired {
+                HashMap::new()
+            } else {
+                desired_routes(
+                    &self.licenses,
+                    &valid,
+                    &self.shared.config.identity,
+                    &self.cfg,
+                )
+            };
+            let applied = self.shared.rib.lock().unwrap().apply_chain(desired);
+            crate::state::sync_security(&self.shared, &self.licenses, &valid, &self.dids, expired);
+            if !applied.is_empty() {
+                crate::log!(
+                    "info",
+                    "chain: FIB +{} -{} ~{} at block {}",
+                    applied.added,
+                    applied.removed,
+                    applied.changed,
+                    self.status.synced_block
+                );
+            }
+            self.status.licenses = self.licenses.len() as u64;
+            self.status.valid_licenses = valid.len() as u64;
+            let mut keys: BTreeMap<[u8; 20], Vec<([u8; 32], u64)>> = BTreeMap::new();
+            for ((w, k), v) in &self.dids {
+                keys.entry(*w).or_default().push((*k, *v));
+            }
+            // Validity only changes by itself when a license reaches its expiry.
+            self.next_expiry = self
+                .licenses
+                .values()
+                .map(|l| l.expiry)
+                .filter(|e| *e > now)
+                .min()
+                .unwrap_or(u64::MAX);
+            self.computed = Some((self.changes, expired));
+            computed = Some((valid, keys));
         }
-        self.status.licenses = self.licenses.len() as u64;
-        self.status.valid_licenses = valid.len() as u64;
         self.status.serial = self.shared.rib.lock().unwrap().serial();
-        let mut keys: BTreeMap<[u8; 20], Vec<([u8; 32], u64)>> = BTreeMap::new();
-        for ((w, k), v) in &self.dids {
-            keys.entry(*w).or_default().push((*k, *v));
-        }
         self.status.device_keys = self.dids.values().filter(|v| **v > now).count() as u64;
         let changed;
         {
@@ -728,9 +782,11 @@ impl Reconciler {
                 self.status.session_id = (unix_now() & 0xffff_ffff) ^ u64::from(std::process::id());
             }
             view.status = self.status.clone();
-            view.licenses = Arc::new(self.licenses.clone());
-            view.valid = Arc::new(valid);
-            view.device_keys = Arc::new(keys);
+            if let Some((valid, keys)) = computed {
+                view.licenses = Arc::new(self.licenses.clone());
+                view.valid = Arc::new(valid);
+                view.device_keys = Arc::new(keys);
+            }
             view.now = now;
         }
         if changed {
@@ -775,6 +831,7 @@ impl Reconciler {
         }
         self.licenses = snap.licenses.into_iter().map(|l| (l.id, l)).collect();
         self.dids = snap.dids.into_iter().map(|(w, k, v)| ((w, k), v)).collect();
+        self.changes += 1;
         self.synced = Some((snap.block, B256::from(snap.hash)));
         self.chain_id = snap.chain_id;
         self.head_time = Some((
@@ -903,6 +960,16 @@ mod tests {
             hex(&namehash("foo.eth")),
             "0xde9b09fd7c5f901e23a3f19fecc54828e9c848539801e86591bd9801b019f84f"
         );
+    }
+
+    #[test]
+    fn endpoints_round_trip() {
+        let eps: Vec<SocketAddr> = vec![
+            "127.0.0.1:5733".parse().unwrap(),
+            "[2001:db8::1]:6000".parse().unwrap(),
+        ];
+        assert_eq!(decode_endpoints(&encode_endpoints(&eps)), Some(eps));
+        assert_eq!(decode_endpoints(&encode_endpoints(&[])), Some(vec![]));
     }
 
     #[test]

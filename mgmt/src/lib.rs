@@ -9,6 +9,7 @@ pub mod jsonrpc;
 pub mod log;
 pub mod metrics;
 pub mod state;
+pub mod testbed;
 
 /// The `chainroute.v1` protobuf messages and services (mgmt/proto).
 pub mod pb {

@@ -159,42 +159,57 @@ impl Rib {
         });
     }
 
-    /// Makes the FIB entry for `prefix` what the static and chain tables say.
-    fn settle(&mut self, prefix: Prefix, applied: &mut Applied) {
-        let want = self
-            .statics
-            .get(&prefix)
-            .map(|s| s.hop)
-            .or_else(|| self.chain.get(&prefix).map(|c| c.hop));
-        let have = self.fib.get(&prefix);
-        match (have, want) {
-            (None, None) => {}
-            (Some(h), Some(w)) if h == w => {}
-            (None, Some(w)) => {
-                self.fib.insert(prefix, w);
-                applied.added += 1;
-                if let Some(r) = self.route_pb(&prefix) {
-                    self.emit("route_added", r);
+    /// Makes the FIB entries for `prefixes` what the static and chain tables say,
+    /// as one FIB batch (a full sync of 100k chain routes is one copy of the
+    /// next-hop table, not one per route), then tells the watchers, in order.
+    fn settle(&mut self, prefixes: &[Prefix], applied: &mut Applied) {
+        let mut changes = Vec::new();
+        // (prefix, the hop it had when removed; None when added or changed)
+        let mut events: Vec<(Prefix, Option<NextHop>)> = Vec::new();
+        for prefix in prefixes {
+            let want = self
+                .statics
+                .get(prefix)
+                .map(|s| s.hop)
+                .or_else(|| self.chain.get(prefix).map(|c| c.hop));
+            match (self.fib.get(prefix), want) {
+                (None, None) => {}
+                (Some(h), Some(w)) if h == w => {}
+                (have, Some(w)) => {
+                    changes.push((*prefix, Some(w)));
+                    if have.is_some() {
+                        applied.changed += 1;
+                    } else {
+                        applied.added += 1;
+                    }
+                    events.push((*prefix, None));
+                }
+                (Some(h), None) => {
+                    changes.push((*prefix, None));
+                    applied.removed += 1;
+                    events.push((*prefix, Some(h)));
                 }
             }
-            (Some(_), Some(w)) => {
-                self.fib.insert(prefix, w);
-                applied.changed += 1;
-                if let Some(r) = self.route_pb(&prefix) {
-                    self.emit("route_added", r);
+        }
+        if changes.is_empty() {
+            return;
+        }
+        self.fib.apply(&changes);
+        for (prefix, removed) in events {
+            match removed {
+                None => {
+                    if let Some(r) = self.route_pb(&prefix) {
+                        self.emit("route_added", r);
+                    }
                 }
-            }
-            (Some(h), None) => {
-                self.fib.remove(&prefix);
-                applied.removed += 1;
-                self.emit(
+                Some(h) => self.emit(
                     "route_removed",
                     pb::Route {
                         prefix: prefix.to_string(),
                         next_hop: Some(next_hop_pb(&h, &self.port_names)),
                         ..Default::default()
                     },
-                );
+                ),
             }
         }
     }
@@ -204,7 +219,7 @@ impl Rib {
         self.serial += 1;
         let old = self.statics.insert(prefix, StaticRoute { name, hop });
         let mut a = Applied::default();
-        self.settle(prefix, &mut a);
+        self.settle(&[prefix], &mut a);
         old.is_some()
     }
 
@@ -215,7 +230,7 @@ impl Rib {
         }
         self.serial += 1;
         let mut a = Applied::default();
-        self.settle(*prefix, &mut a);
+        self.settle(&[*prefix], &mut a);
         true
     }
 
@@ -245,9 +260,7 @@ impl Rib {
         self.chain = desired;
         // Removals last would briefly leave a more specific route; order does not
         // matter for correctness (each prefix is independent in the LPM).
-        for p in touched {
-            self.settle(p, &mut applied);
-        }
+        self.settle(&touched, &mut applied);
         applied
     }
 }

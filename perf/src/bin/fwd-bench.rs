@@ -12,24 +12,41 @@
 //! DPDK processes are measured through their telemetry socket (port TX packets over
 //! a window); chainrouted through its own per-core counters. Prints a table, or
 //! JSON with `--json`. Data: RouteViews (routeviews.org), DB-IP, NRO, CC BY 4.0.
+//!
+//! `--signed-fraction F` turns security on for the `chainrouted` entry: source
+//! validation on every packet, and a fraction F of the frames signed (AUTH data
+//! from bound hosts, with some BIND refreshes among them) verified in the per-burst
+//! batch; it adds `verifies_per_sec`. Two more entries isolate the cost of source
+//! validation on unsigned traffic: `chainrouted-unvalidated` (security off) and
+//! `chainrouted-validated` (validation on), with their ratio.
 
+use chainroute_crypto::shed::ShedConfig;
+use chainroute_crypto::signed::{build_signed_packet, emit_signed_bind};
+use chainroute_crypto::DeviceKey;
 use chainroute_dataplane::io::Device;
 use chainroute_dataplane::pcap::PcapWriter;
-use chainroute_dataplane::{Dataplane, DataplaneConfig, Fib, NextHop, PortConfig};
-use chainroute_perf::prefixes::read_prefixes;
+use chainroute_dataplane::{
+    Binding, Dataplane, DataplaneConfig, DropReason, Fib, Ingress, NextHop, PeerKey, PortConfig,
+    SecurityConfig,
+};
 use chainroute_perf::pktgen::{MixConfig, MIN_FRAME};
+use chainroute_perf::prefixes::read_prefixes;
 use chainroute_perf::rng::Rng;
-use chainroute_perf::traffic::{install_signal_counter, Engine, EngineConfig, PortSpec, TrialSpec, SIGNALS};
-use chainroute_perf::zeroloss::{search, SearchSpec, Trial};
 use chainroute_perf::table::{address_inside, realistic};
+use chainroute_perf::traffic::{
+    install_signal_counter, Engine, EngineConfig, PortSpec, TrialSpec, SIGNALS,
+};
+use chainroute_perf::zeroloss::{search, SearchSpec, Trial};
+use chainroute_wire::ext::{next_header, BindRepr, AUTH_LEN, BIND_LEN};
 use chainroute_wire::tunnel::UdpTunnel;
+use chainroute_wire::Wallet;
 use chainroute_wire::{ethernet, w3ip, Address, MacAddr, Prefix};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: fwd-bench [--json] [--seconds S] [--sizes 64,256] [--prefixes FILE] [--skip-dpdk-apps]
+const USAGE: &str = "usage: fwd-bench [--json] [--seconds S] [--sizes 64,256] [--prefixes FILE] [--skip-dpdk-apps] [--signed-fraction F]
                  [--zero-loss [--workers 1,2,4] [--systems chainrouted,testpmd-io] [--trial-seconds S]
                   [--final-seconds S] [--precision P] [--pdr-loss R] [--max-trials N]]
   --seconds S      measuring window per run (default 3)
@@ -37,6 +54,8 @@ const USAGE: &str = "usage: fwd-bench [--json] [--seconds S] [--sizes 64,256] [-
                    with --zero-loss default 128, at least 110: the generator's stamp)
   --prefixes FILE  RouteViews-style prefix file (default ../shared/data/routeviews-v6-prefixes.txt)
   --skip-dpdk-apps measure chainrouted only
+  --signed-fraction F  chainrouted with source validation on and a fraction F (0..=1) of signed
+                   frames (AUTH, some BINDs); adds verifies_per_sec and validated/unvalidated runs
 zero-loss throughput (RFC 2544 / MLRsearch style), chainroute-pktgen -> DUT -> chainroute-pktgen over memif:
   --zero-loss      binary search on the offered rate for NDR (no loss) and PDR (--pdr-loss, 0.005)
   --workers LIST   DUT worker cores, one search each (scaling; needs 2N+1 cores, N=1 runs on 2)
@@ -52,6 +71,7 @@ struct Args {
     sizes_given: bool,
     prefixes: PathBuf,
     skip_apps: bool,
+    signed_fraction: Option<f64>,
     zero_loss: bool,
     workers: Vec<usize>,
     systems: Vec<String>,
@@ -67,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
         sizes_given: false,
         prefixes: default_prefixes(),
         skip_apps: false,
+        signed_fraction: None,
         zero_loss: false,
         workers: vec![1],
         systems: vec!["chainrouted".into(), "testpmd-io".into()],
@@ -79,19 +100,69 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--json" => a.json = true,
             "--skip-dpdk-apps" => a.skip_apps = true,
-            "--seconds" => a.seconds = value("--seconds")?.parse().map_err(|_| "--seconds: not a number")?,
+            "--seconds" => {
+                a.seconds = value("--seconds")?
+                    .parse()
+                    .map_err(|_| "--seconds: not a number")?
+            }
             "--zero-loss" => a.zero_loss = true,
-            "--workers" => a.workers = value("--workers")?.split(',').map(|s| s.trim().parse().map_err(|_| format!("--workers: {s:?}"))).collect::<Result<_, _>>()?,
-            "--systems" => a.systems = value("--systems")?.split(',').map(|s| s.trim().to_string()).collect(),
-            "--trial-seconds" => a.search.trial_seconds = value("--trial-seconds")?.parse().map_err(|_| "--trial-seconds: not a number")?,
-            "--final-seconds" => a.search.final_seconds = value("--final-seconds")?.parse().map_err(|_| "--final-seconds: not a number")?,
-            "--precision" => a.search.precision = value("--precision")?.parse().map_err(|_| "--precision: not a number")?,
-            "--pdr-loss" => a.search.pdr_loss = value("--pdr-loss")?.parse().map_err(|_| "--pdr-loss: not a number")?,
-            "--max-trials" => a.search.max_trials = value("--max-trials")?.parse().map_err(|_| "--max-trials: not a number")?,
+            "--signed-fraction" => {
+                let f: f64 = value("--signed-fraction")?
+                    .parse()
+                    .map_err(|_| "--signed-fraction: not a number")?;
+                if !(0.0..=1.0).contains(&f) {
+                    return Err("--signed-fraction: a fraction from 0 to 1".into());
+                }
+                a.signed_fraction = Some(f);
+            }
+            "--workers" => {
+                a.workers = value("--workers")?
+                    .split(',')
+                    .map(|s| s.trim().parse().map_err(|_| format!("--workers: {s:?}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--systems" => {
+                a.systems = value("--systems")?
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .collect()
+            }
+            "--trial-seconds" => {
+                a.search.trial_seconds = value("--trial-seconds")?
+                    .parse()
+                    .map_err(|_| "--trial-seconds: not a number")?
+            }
+            "--final-seconds" => {
+                a.search.final_seconds = value("--final-seconds")?
+                    .parse()
+                    .map_err(|_| "--final-seconds: not a number")?
+            }
+            "--precision" => {
+                a.search.precision = value("--precision")?
+                    .parse()
+                    .map_err(|_| "--precision: not a number")?
+            }
+            "--pdr-loss" => {
+                a.search.pdr_loss = value("--pdr-loss")?
+                    .parse()
+                    .map_err(|_| "--pdr-loss: not a number")?
+            }
+            "--max-trials" => {
+                a.search.max_trials = value("--max-trials")?
+                    .parse()
+                    .map_err(|_| "--max-trials: not a number")?
+            }
             "--dut-serve" => a.dut = Some(value("--dut-serve")?),
             "--sizes" => {
                 a.sizes_given = true;
-                a.sizes = value("--sizes")?.split(',').map(|s| s.trim().parse().map_err(|_| format!("--sizes: {s:?} is not a size"))).collect::<Result<_, _>>()?;
+                a.sizes = value("--sizes")?
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse()
+                            .map_err(|_| format!("--sizes: {s:?} is not a size"))
+                    })
+                    .collect::<Result<_, _>>()?;
             }
             "--prefixes" => a.prefixes = PathBuf::from(value("--prefixes")?),
             "-h" | "--help" => return Err(String::new()),
@@ -124,7 +195,10 @@ fn main() {
     std::fs::create_dir_all(&work).expect("work dir");
     let progress = |m: &str| eprintln!("fwd-bench: {m}");
 
-    progress(&format!("building the realistic table from {}", args.prefixes.display()));
+    progress(&format!(
+        "building the realistic table from {}",
+        args.prefixes.display()
+    ));
     let real = read_prefixes(&args.prefixes).unwrap_or_else(|e| {
         eprintln!("fwd-bench: {}: {e}", args.prefixes.display());
         std::process::exit(1)
@@ -142,11 +216,29 @@ fn main() {
     // Every route leaves by port 1: native to one of 16 hosts, or tunnelled to a peer.
     for (prefix, value) in &table {
         let hop = match value % 17 {
-            16 => NextHop::Tunnel { port: 1, tunnel: UdpTunnel { dst: format!("198.51.100.{}:5733", value % 200).parse().unwrap(), ..tunnel } },
-            n => NextHop::Local { port: 1, mac: MacAddr([2, 0, 0, 0, 1, n as u8]) },
+            16 => NextHop::Tunnel {
+                port: 1,
+                tunnel: UdpTunnel {
+                    dst: format!("198.51.100.{}:5733", value % 200).parse().unwrap(),
+                    ..tunnel
+                },
+            },
+            n => NextHop::Local {
+                port: 1,
+                mac: MacAddr([2, 0, 0, 0, 1, n as u8]),
+            },
         };
         fib.insert(*prefix, hop);
     }
+    // The access segment the signing hosts are bound on (BINDs must name a prefix
+    // served here).
+    fib.insert(
+        ACCESS_PREFIX.parse().unwrap(),
+        NextHop::Local {
+            port: 0,
+            mac: MacAddr::BROADCAST,
+        },
+    );
     progress(&format!("{} routes in the FIB", fib.len()));
     if let Ok(spec) = std::env::var("FWD_BENCH_GEN") {
         gen_child_main(&args, &table, &spec, &work);
@@ -159,7 +251,11 @@ fn main() {
         return;
     }
     if args.zero_loss {
-        let sizes = if args.sizes_given { args.sizes.clone() } else { vec![128] };
+        let sizes = if args.sizes_given {
+            args.sizes.clone()
+        } else {
+            vec![128]
+        };
         let out = zero_loss(&args, &table, &sizes, &work);
         if args.json {
             println!("{}", serde_json::to_string_pretty(&out).unwrap());
@@ -168,8 +264,13 @@ fn main() {
         return;
     }
 
-    let l3fwd = if args.skip_apps { None } else { build_l3fwd(&work) };
+    let l3fwd = if args.skip_apps {
+        None
+    } else {
+        build_l3fwd(&work)
+    };
     let mut results = Vec::new();
+    let mut verifies_per_sec: Option<f64> = None;
     for &size in &args.sizes {
         let w3ip_pcap = work.join(format!("w3ip-{size}.pcap"));
         let wire = write_w3ip_frames(&w3ip_pcap, &table, size);
@@ -185,33 +286,110 @@ fn main() {
                 results.push(json!({"system": "l3fwd-lpm6", "frame_bytes": size, "wire_bytes": size, "mpps": mpps}));
             }
         }
-        progress(&format!("chainrouted, {size} B"));
-        let mpps = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds);
-        results.push(json!({"system": "chainrouted", "frame_bytes": size, "wire_bytes": wire, "mpps": mpps}));
-    }
-    let mut ratios = serde_json::Map::new();
-    for &size in &args.sizes {
-        let get = |sys: &str| results.iter().find(|r| r["system"] == sys && r["frame_bytes"] == size).and_then(|r| r["mpps"].as_f64());
-        if let Some(cr) = get("chainrouted") {
-            for base in ["testpmd-io", "l3fwd-lpm6"] {
-                if let Some(b) = get(base).filter(|b| *b > 0.0) {
-                    ratios.insert(format!("chainrouted/{base}@{size}"), json!((cr / b * 1000.0).round() / 1000.0));
+        match args.signed_fraction {
+            None => {
+                progress(&format!("chainrouted, {size} B"));
+                let run = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds, None);
+                results.push(json!({"system": "chainrouted", "frame_bytes": size, "wire_bytes": wire, "mpps": run.tx_mpps}));
+            }
+            Some(fraction) => {
+                let hosts = SigningHosts::new(64);
+                // A-B-B-A order, so drift over the runs (cache, load, thermal) falls on
+                // both alike; each figure is the mean of its two runs.
+                let (mut plain, mut validated) = (Vec::new(), Vec::new());
+                for validate in [false, true, true, false] {
+                    progress(&format!(
+                        "chainrouted {} source validation, unsigned traffic, {size} B",
+                        if validate { "with" } else { "without" }
+                    ));
+                    let run = run_chainrouted(
+                        &fib,
+                        &w3ip_pcap,
+                        size,
+                        args.seconds,
+                        validate.then_some(&hosts),
+                    );
+                    if validate {
+                        validated.push(run.tx_mpps)
+                    } else {
+                        plain.push(run.tx_mpps)
+                    }
                 }
+                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+                results.push(json!({"system": "chainrouted-unvalidated", "frame_bytes": size, "wire_bytes": wire, "mpps": mean(&plain), "runs_mpps": plain}));
+                results.push(json!({"system": "chainrouted-validated", "frame_bytes": size, "wire_bytes": wire, "mpps": mean(&validated), "runs_mpps": validated}));
+                let mix_pcap = work.join(format!("signed-{size}.pcap"));
+                let (mix_wire, signed) =
+                    write_signed_mix(&mix_pcap, &table, size, fraction, &hosts);
+                progress(&format!("chainrouted with source validation, {:.1} % signed ({signed} of {MIX_FRAMES} frames), {size} B", fraction * 100.0));
+                let mix = run_chainrouted(&fib, &mix_pcap, size, args.seconds, Some(&hosts));
+                if verifies_per_sec.is_none() {
+                    verifies_per_sec = Some(mix.verifies_per_sec);
+                }
+                results.push(json!({"system": "chainrouted", "frame_bytes": size, "wire_bytes": mix_wire, "mpps": mix.rx_mpps,
+                    "forwarded_mpps": mix.tx_mpps, "signed_fraction": fraction, "verifies_per_sec": mix.verifies_per_sec.round(),
+                    "source_validation": true, "drops": mix.drops}));
             }
         }
     }
-    let out = json!({"results": results, "ratios": ratios, "routes": fib.len(), "data": "RouteViews (routeviews.org), DB-IP, NRO: CC BY 4.0"});
+    let mut ratios = serde_json::Map::new();
+    for &size in &args.sizes {
+        let get = |sys: &str| {
+            results
+                .iter()
+                .find(|r| r["system"] == sys && r["frame_bytes"] == size)
+                .and_then(|r| r["mpps"].as_f64())
+        };
+        if let Some(cr) = get("chainrouted") {
+            for base in ["testpmd-io", "l3fwd-lpm6"] {
+                if let Some(b) = get(base).filter(|b| *b > 0.0) {
+                    ratios.insert(
+                        format!("chainrouted/{base}@{size}"),
+                        json!((cr / b * 1000.0).round() / 1000.0),
+                    );
+                }
+            }
+        }
+        if let (Some(v), Some(u)) = (
+            get("chainrouted-validated"),
+            get("chainrouted-unvalidated").filter(|u| *u > 0.0),
+        ) {
+            ratios.insert(
+                format!("chainrouted-validated/chainrouted-unvalidated@{size}"),
+                json!((v / u * 1000.0).round() / 1000.0),
+            );
+        }
+    }
+    let mut out = json!({"results": results, "ratios": ratios, "routes": fib.len(), "data": "RouteViews (routeviews.org), DB-IP, NRO: CC BY 4.0"});
+    if let Some(v) = verifies_per_sec {
+        out["verifies_per_sec"] = json!(v.round());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
     } else {
-        println!("{:<14} {:>6} {:>6} {:>10}", "system", "frame", "wire", "Mpps");
+        println!(
+            "{:<14} {:>6} {:>6} {:>10}",
+            "system", "frame", "wire", "Mpps"
+        );
         for r in out["results"].as_array().unwrap() {
-            println!("{:<14} {:>6} {:>6} {:>10.2}", r["system"].as_str().unwrap(), r["frame_bytes"], r["wire_bytes"], r["mpps"].as_f64().unwrap_or(0.0));
+            println!(
+                "{:<14} {:>6} {:>6} {:>10.2}",
+                r["system"].as_str().unwrap(),
+                r["frame_bytes"],
+                r["wire_bytes"],
+                r["mpps"].as_f64().unwrap_or(0.0)
+            );
         }
         for (k, v) in &ratios {
             println!("{k}: {v}");
         }
-        println!("(one worker core; {} routes; data: RouteViews, CC BY 4.0)", fib.len());
+        if let Some(v) = verifies_per_sec {
+            println!("signatures verified: {v:.0}/s (chainrouted, signed mix)");
+        }
+        println!(
+            "(one worker core; {} routes; data: RouteViews, CC BY 4.0)",
+            fib.len()
+        );
     }
     std::fs::remove_dir_all(&work).ok();
 }
@@ -242,8 +420,12 @@ fn write_w3ip_frames(path: &Path, table: &[(Prefix, u32)], size: usize) -> usize
             dst_addr: dst,
         };
         let mut f = vec![0u8; wire];
-        repr.emit(&mut w3ip::Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..])).unwrap();
-        chainroute_wire::tunnel::emit_native(&mut f, MacAddr([2, 0, 0, 0, 0, 9]), ROUTER_MAC).unwrap();
+        repr.emit(&mut w3ip::Packet::new_unchecked(
+            &mut f[ethernet::HEADER_LEN..],
+        ))
+        .unwrap();
+        chainroute_wire::tunnel::emit_native(&mut f, MacAddr([2, 0, 0, 0, 0, 9]), ROUTER_MAC)
+            .unwrap();
         w.write(i, &f).unwrap();
     }
     wire
@@ -263,8 +445,16 @@ fn write_ipv6_frames(path: &Path, size: usize) {
         f[18..20].copy_from_slice(&plen.to_be_bytes());
         f[20] = 17;
         f[21] = 64;
-        f[22..38].copy_from_slice(&"2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
-        let mut dst = "2001:200:0:1::".parse::<std::net::Ipv6Addr>().unwrap().octets();
+        f[22..38].copy_from_slice(
+            &"2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        let mut dst = "2001:200:0:1::"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
         dst[8..16].copy_from_slice(&rng.next_u64().to_be_bytes());
         f[38..54].copy_from_slice(&dst);
         f[54..56].copy_from_slice(&4000u16.to_be_bytes());
@@ -275,16 +465,42 @@ fn write_ipv6_frames(path: &Path, size: usize) {
 }
 
 fn eal_common(prefix: &str) -> Vec<String> {
-    ["-l", "0-1", "--no-huge", "--no-pci", "-m", "1024", "--file-prefix", prefix, "--log-level=error"].iter().map(|s| s.to_string()).collect()
+    [
+        "-l",
+        "0-1",
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        "1024",
+        "--file-prefix",
+        prefix,
+        "--log-level=error",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn testpmd_cmd(pcap: &Path) -> Vec<String> {
     let prefix = format!("fb-tp-{}", std::process::id());
     let mut c = vec!["dpdk-testpmd".to_string()];
     c.extend(eal_common(&prefix));
-    c.push(format!("--vdev=net_pcap0,rx_pcap={},infinite_rx=1", pcap.display()));
+    c.push(format!(
+        "--vdev=net_pcap0,rx_pcap={},infinite_rx=1",
+        pcap.display()
+    ));
     c.push("--vdev=net_null0,no-rx=1".into());
-    c.extend(["--", "--forward-mode=io", "--nb-cores=1", "--stats-period=1", "--total-num-mbufs=16384"].iter().map(|s| s.to_string()));
+    c.extend(
+        [
+            "--",
+            "--forward-mode=io",
+            "--nb-cores=1",
+            "--stats-period=1",
+            "--total-num-mbufs=16384",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     c
 }
 
@@ -296,9 +512,25 @@ fn l3fwd_cmd(bin: &Path, pcap: &Path) -> Vec<String> {
     c.extend(eal_common(&prefix));
     let l = c.iter().position(|a| a == "-l").unwrap();
     c[l + 1] = "1".into();
-    c.push(format!("--vdev=net_pcap0,rx_pcap={},infinite_rx=1", pcap.display()));
+    c.push(format!(
+        "--vdev=net_pcap0,rx_pcap={},infinite_rx=1",
+        pcap.display()
+    ));
     c.push("--vdev=net_null0,no-rx=1".into());
-    c.extend(["--", "-p", "0x3", "-P", "--lookup=lpm", "--ipv6", "--parse-ptype", "--config=(0,0,1),(1,0,1)"].iter().map(|s| s.to_string()));
+    c.extend(
+        [
+            "--",
+            "-p",
+            "0x3",
+            "-P",
+            "--lookup=lpm",
+            "--ipv6",
+            "--parse-ptype",
+            "--config=(0,0,1),(1,0,1)",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     c
 }
 
@@ -312,18 +544,35 @@ fn build_l3fwd(work: &Path) -> Option<PathBuf> {
     }
     let dst = work.join("examples");
     std::fs::create_dir_all(&dst).ok();
-    let ok = Command::new("cp").arg("-r").arg(src.join("l3fwd")).arg(src.join("common")).arg(&dst).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("cp")
+        .arg("-r")
+        .arg(src.join("l3fwd"))
+        .arg(src.join("common"))
+        .arg(&dst)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !ok {
         eprintln!("fwd-bench: cannot copy the l3fwd example");
         return None;
     }
     let main_c = dst.join("l3fwd/main.c");
-    let text = std::fs::read_to_string(&main_c).ok()?.replace(".offloads = RTE_ETH_RX_OFFLOAD_CHECKSUM,", ".offloads = 0,");
+    let text = std::fs::read_to_string(&main_c)
+        .ok()?
+        .replace(".offloads = RTE_ETH_RX_OFFLOAD_CHECKSUM,", ".offloads = 0,");
     std::fs::write(&main_c, text).ok()?;
     eprintln!("fwd-bench: building DPDK's l3fwd example");
-    let out = Command::new("make").arg("-s").arg("-C").arg(dst.join("l3fwd")).output().ok()?;
+    let out = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(dst.join("l3fwd"))
+        .output()
+        .ok()?;
     if !out.status.success() {
-        eprintln!("fwd-bench: l3fwd build failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "fwd-bench: l3fwd build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     Some(dst.join("l3fwd/build/l3fwd"))
@@ -331,7 +580,13 @@ fn build_l3fwd(work: &Path) -> Option<PathBuf> {
 
 /// Port 1's TX packet count through the telemetry socket of a running DPDK process.
 fn telemetry_opackets(prefix: &str) -> Option<u64> {
-    let mut child = Command::new("dpdk-telemetry.py").args(["-f", prefix]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let mut child = Command::new("dpdk-telemetry.py")
+        .args(["-f", prefix])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
     {
         use std::io::Write;
         let mut stdin = child.stdin.take()?;
@@ -340,7 +595,12 @@ fn telemetry_opackets(prefix: &str) -> Option<u64> {
     let out = child.wait_with_output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let i = text.find("\"opackets\":")? + "\"opackets\":".len();
-    text[i..].trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    text[i..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 struct Kill(Child);
@@ -348,7 +608,9 @@ struct Kill(Child);
 impl Drop for Kill {
     fn drop(&mut self) {
         // SIGINT lets testpmd/l3fwd stop their ports cleanly.
-        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.0.try_wait() {
@@ -363,9 +625,17 @@ impl Drop for Kill {
 
 /// Starts a DPDK app, waits for it to forward, and measures port 1's TX rate in Mpps.
 fn run_dpdk_app(work: &Path, name: &str, cmd: &[String], seconds: f64) -> Option<f64> {
-    let prefix = cmd.iter().position(|a| a == "--file-prefix").map(|i| cmd[i + 1].clone())?;
+    let prefix = cmd
+        .iter()
+        .position(|a| a == "--file-prefix")
+        .map(|i| cmd[i + 1].clone())?;
     let log = std::fs::File::create(work.join(format!("{name}.log"))).ok()?;
-    let child = Command::new(&cmd[0]).args(&cmd[1..]).stdin(Stdio::null()).stdout(log.try_clone().ok()?).stderr(log).spawn();
+    let child = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().ok()?)
+        .stderr(log)
+        .spawn();
     let child = match child {
         Ok(c) => Kill(c),
         Err(e) => {
@@ -384,7 +654,10 @@ fn run_dpdk_app(work: &Path, name: &str, cmd: &[String], seconds: f64) -> Option
         }
     }
     let Some(_) = first else {
-        eprintln!("fwd-bench: {name} did not forward (log in {})", work.join(format!("{name}.log")).display());
+        eprintln!(
+            "fwd-bench: {name} did not forward (log in {})",
+            work.join(format!("{name}.log")).display()
+        );
         drop(child);
         return None;
     };
@@ -398,34 +671,265 @@ fn run_dpdk_app(work: &Path, name: &str, cmd: &[String], seconds: f64) -> Option
     Some((b - a) as f64 / dt / 1e6)
 }
 
-/// Runs the dataplane in this process on the same vdevs and measures port 1's TX rate.
-fn run_chainrouted(fib: &Fib, pcap: &Path, size: usize, seconds: f64) -> f64 {
+/// What one chainrouted run measured.
+struct RouterRun {
+    /// Frames taken from the input port per second (forwarded, consumed or dropped).
+    rx_mpps: f64,
+    /// Frames sent on the output port per second.
+    tx_mpps: f64,
+    /// Signatures verified per second (pushed into the batch and not shed).
+    verifies_per_sec: f64,
+    /// Drops by reason over the window.
+    drops: serde_json::Value,
+}
+
+/// Runs the dataplane in this process on the same vdevs and measures its rates over
+/// a window. With `hosts`, security is on: the sender's MAC is a neighbour licensed
+/// for the unsigned sources' prefix, the hosts are bound and their keys authorised.
+fn run_chainrouted(
+    fib: &Fib,
+    pcap: &Path,
+    size: usize,
+    seconds: f64,
+    hosts: Option<&SigningHosts>,
+) -> RouterRun {
     let prefix = format!("fb-cr-{}", std::process::id());
+    let security = hosts.map(|_| SecurityConfig {
+        source_validation: true,
+        // The bench measures the verifier's capacity, not the per-source shedding:
+        // every signature of a burst may be verified.
+        shed: ShedConfig {
+            trusted_per_burst: 64,
+            probation_per_burst: 64,
+            suspect_per_burst: 64,
+            probation_slots: 64,
+            suspect_slots: 64,
+            rate_per_sec: 10_000_000,
+            bucket: 1 << 20,
+            ..ShedConfig::default()
+        },
+        verifies_per_burst: 64,
+    });
     let config = DataplaneConfig {
         eal_args: eal_common(&prefix),
         ports: vec![
-            PortConfig { name: "in".into(), device: Device::Vdev(format!("net_pcap_fb{size},rx_pcap={},infinite_rx=1", pcap.display())), mac: Some(ROUTER_MAC) },
-            PortConfig { name: "out".into(), device: Device::Vdev(format!("net_null_fb{size},no-rx=1")), mac: None },
+            PortConfig {
+                name: "in".into(),
+                device: Device::Vdev(format!(
+                    "net_pcap_fb{size},rx_pcap={},infinite_rx=1",
+                    pcap.display()
+                )),
+                mac: Some(ROUTER_MAC),
+            },
+            PortConfig {
+                name: "out".into(),
+                device: Device::Vdev(format!("net_null_fb{size},no-rx=1")),
+                mac: None,
+            },
         ],
         mbufs: 16383,
         burst: 32,
-        security: None,
+        security,
     };
     let dp = Dataplane::start(&config, fib).unwrap_or_else(|e| {
         eprintln!("fwd-bench: dataplane: {e}");
         std::process::exit(1)
     });
+    if let (Some(hosts), Some(sec)) = (hosts, dp.security()) {
+        let mut sec = sec.lock().unwrap();
+        hosts.provision(&mut sec);
+    }
     std::thread::sleep(Duration::from_millis(1000));
     let t0 = Instant::now();
-    let a = dp.counters().tx_packets[1];
+    let a = dp.counters();
     std::thread::sleep(Duration::from_secs_f64(seconds));
-    let c = dp.counters();
+    let b = dp.counters();
     let dt = t0.elapsed().as_secs_f64();
     let (end, _) = dp.shutdown();
-    if end.total_drops() > 0 {
-        eprintln!("fwd-bench: chainrouted drops during the run: {}", end.drops_line());
+    if hosts.is_none() && end.total_drops() > 0 {
+        eprintln!(
+            "fwd-bench: chainrouted drops during the run: {}",
+            end.drops_line()
+        );
     }
-    (c.tx_packets[1] - a) as f64 / dt / 1e6
+    let shed = b.drops_of(DropReason::SignatureShed) - a.drops_of(DropReason::SignatureShed);
+    let mut drops = serde_json::Map::new();
+    for r in DropReason::ALL {
+        let n = b.drops_of(r) - a.drops_of(r);
+        if n > 0 {
+            drops.insert(r.name().to_string(), json!(n));
+        }
+    }
+    RouterRun {
+        rx_mpps: (b.rx_packets[0] - a.rx_packets[0]) as f64 / dt / 1e6,
+        tx_mpps: (b.tx_packets[1] - a.tx_packets[1]) as f64 / dt / 1e6,
+        verifies_per_sec: (b.verified - a.verified).saturating_sub(shed) as f64 / dt,
+        drops: serde_json::Value::Object(drops),
+    }
+}
+
+// ------------------------------------------------------------------ signed traffic
+
+/// The prefix of the segment the signing hosts sit on.
+const ACCESS_PREFIX: &str = "2001:db8:5eed::/48";
+/// The prefix the unsigned sources lie in, licensed to the sending neighbour.
+const NEIGHBOUR_PREFIX: &str = "2001:db8::/32";
+/// The neighbour that sends the unsigned traffic (see write_w3ip_frames).
+const NEIGHBOUR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 9]);
+/// Frames in each generated capture (replayed forever).
+const MIX_FRAMES: u64 = 8192;
+
+/// Hosts on the access segment, each a wallet with an authorised device key, a
+/// MAC of its own (a shedding source of its own) and a binding.
+struct SigningHosts {
+    hosts: Vec<(Wallet, DeviceKey, MacAddr, Address)>,
+}
+
+impl SigningHosts {
+    fn new(n: u8) -> SigningHosts {
+        let locator: Address = ACCESS_PREFIX.trim_end_matches("/48").parse().unwrap();
+        let hosts = (0..n)
+            .map(|i| {
+                let wallet = Wallet([0xa0 ^ i; 20]);
+                let mut seed = [0x5e; 32];
+                seed[0] = i;
+                (
+                    wallet,
+                    DeviceKey::from_seed(&seed),
+                    MacAddr([2, 0, 0, 0, 0xa, i]),
+                    Address::unicast(&locator, wallet),
+                )
+            })
+            .collect();
+        SigningHosts { hosts }
+    }
+
+    /// Fills the security tables as the chain reconciler and earlier BINDs would:
+    /// the neighbour's license, the device keys and the hosts' bindings (sequence 1).
+    fn provision(&self, sec: &mut chainroute_dataplane::Security) {
+        let far = now() + 3600;
+        sec.set_peer(
+            PeerKey::Native {
+                port: 0,
+                mac: NEIGHBOUR_MAC,
+            },
+            &[NEIGHBOUR_PREFIX.parse::<Prefix>().unwrap()],
+        );
+        for (wallet, key, mac, unicast) in &self.hosts {
+            sec.devices()
+                .upsert_bytes(*wallet, key.public().as_bytes(), far)
+                .unwrap();
+            sec.install(Binding {
+                wallet: *wallet,
+                unicast: *unicast,
+                ingress: Ingress::Native { port: 0, mac: *mac },
+                expiry: far,
+                sequence: 1,
+                device_key: *key.public().as_bytes(),
+            });
+        }
+        sec.publish();
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The unsigned frames of write_w3ip_frames with a fraction of them replaced by
+/// signed ones from the bound hosts: AUTH data to destinations in the table, and one
+/// in 16 a BIND refresh (a newer sequence: accepted on the first pass of the
+/// capture, stale and counted `bind_rejected` on every replay after). Signed frames
+/// are spread evenly. Returns the smallest frame size used and the signed count.
+fn write_signed_mix(
+    path: &Path,
+    table: &[(Prefix, u32)],
+    size: usize,
+    fraction: f64,
+    hosts: &SigningHosts,
+) -> (usize, u64) {
+    let unsigned = std::env::temp_dir().join(format!(
+        "fwd-bench-unsigned-{}-{size}.pcap",
+        std::process::id()
+    ));
+    let wire = write_w3ip_frames(&unsigned, table, size);
+    let frames =
+        chainroute_dataplane::pcap::read_all(std::fs::File::open(&unsigned).unwrap()).unwrap();
+    std::fs::remove_file(&unsigned).ok();
+    let mut rng = Rng::new(11);
+    let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
+    let (mut signed, mut acc, mut sequence) = (0u64, 0.0f64, 2u64);
+    let mut scratch = Vec::new();
+    for (i, unsigned_frame) in frames.iter().enumerate() {
+        acc += fraction;
+        if acc < 1.0 {
+            w.write(i as u64, unsigned_frame).unwrap();
+            continue;
+        }
+        acc -= 1.0;
+        let (wallet, key, mac, unicast) =
+            &hosts.hosts[rng.below(hosts.hosts.len() as u64) as usize];
+        let packet = if signed % 16 == 15 {
+            let mut hdr = [0u8; BIND_LEN];
+            let bind = BindRepr {
+                next_header: 59,
+                wallet: *wallet,
+                unicast: *unicast,
+                expiry: now() + 3600,
+                sequence,
+                device_key: [0; 32],
+                signature: [0; 64],
+            };
+            sequence += 1;
+            emit_signed_bind(key, bind, &mut hdr).unwrap();
+            let repr = w3ip::Repr {
+                traffic_class: 0,
+                flow_label: 0,
+                payload_len: BIND_LEN as u16,
+                next_header: next_header::BIND,
+                hop_limit: 64,
+                src_addr: *unicast,
+                dst_addr: Address::UNSPECIFIED,
+            };
+            let mut b = vec![0u8; repr.buffer_len()];
+            repr.emit(&mut w3ip::Packet::new_unchecked(&mut b[..]))
+                .unwrap();
+            b[w3ip::HEADER_LEN..].copy_from_slice(&hdr);
+            b
+        } else {
+            let p = table[rng.below(table.len() as u64) as usize].0;
+            let dst = address_inside(&mut rng, &p);
+            let repr = w3ip::Repr {
+                traffic_class: 0,
+                flow_label: i as u32,
+                payload_len: 0,
+                next_header: 0,
+                hop_limit: 64,
+                src_addr: *unicast,
+                dst_addr: dst,
+            };
+            // A payment instruction padded to the frame size of the unsigned traffic.
+            let payload =
+                vec![
+                    0x70u8;
+                    size.saturating_sub(ethernet::HEADER_LEN + w3ip::HEADER_LEN + AUTH_LEN)
+                        .max(16)
+                ];
+            let mut buf = vec![0u8; 2048];
+            let n = build_signed_packet(key, &repr, 59, &payload, &mut buf, &mut scratch).unwrap();
+            buf.truncate(n);
+            buf
+        };
+        let mut f = vec![0u8; ethernet::HEADER_LEN + packet.len()];
+        f[ethernet::HEADER_LEN..].copy_from_slice(&packet);
+        chainroute_wire::tunnel::emit_native(&mut f, *mac, ROUTER_MAC).unwrap();
+        w.write(i as u64, &f).unwrap();
+        signed += 1;
+    }
+    (wire, signed)
 }
 
 // ------------------------------------------------------------------ zero-loss search
@@ -434,12 +938,24 @@ fn run_chainrouted(fib: &Fib, pcap: &Path, size: usize, seconds: f64) -> f64 {
 /// own cores when the machine has 2n+1, else (n = 1 on 2 cores) the DUT's worker on
 /// core 0 and the generator's on core 1 (main lcores only sleep).
 fn lcore_plan(n: usize) -> Option<(String, Vec<String>)> {
-    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|c| c.get())
+        .unwrap_or(1);
     if cores > 2 * n {
-        let dut = if n == 1 { format!("0,{}", n + 1) } else { format!("0,{}-{}", n + 1, 2 * n) };
-        Some((format!("0-{n}"), vec!["-l".into(), dut, "--main-lcore".into(), "0".into()]))
+        let dut = if n == 1 {
+            format!("0,{}", n + 1)
+        } else {
+            format!("0,{}-{}", n + 1, 2 * n)
+        };
+        Some((
+            format!("0-{n}"),
+            vec!["-l".into(), dut, "--main-lcore".into(), "0".into()],
+        ))
     } else if n == 1 && cores >= 2 {
-        Some(("0-1".into(), vec!["-l".into(), "0-1".into(), "--main-lcore".into(), "1".into()]))
+        Some((
+            "0-1".into(),
+            vec!["-l".into(), "0-1".into(), "--main-lcore".into(), "1".into()],
+        ))
     } else {
         None
     }
@@ -450,7 +966,9 @@ struct Dut(std::process::Child, &'static str);
 impl Dut {
     /// SIGTERM (the DUT stops its workers, then closes its ports), then wait.
     fn stop(mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(s)) = self.0.try_wait() {
@@ -468,14 +986,30 @@ impl Dut {
 fn serve_dut(fib: &Fib, socks: &str) {
     let parts: Vec<&str> = socks.split(',').collect();
     let (sock_in, sock_out, prefix) = (parts[0], parts[1], parts[2]);
-    let mut eal: Vec<String> = vec!["--no-huge".into(), "--no-pci".into(), "-m".into(), "1024".into(), "--file-prefix".into(), prefix.into(), "--log-level=error".into()];
+    let mut eal: Vec<String> = vec![
+        "--no-huge".into(),
+        "--no-pci".into(),
+        "-m".into(),
+        "1024".into(),
+        "--file-prefix".into(),
+        prefix.into(),
+        "--log-level=error".into(),
+    ];
     eal.extend(parts[3..].iter().map(|s| s.to_string()));
     install_signal_counter();
     let config = DataplaneConfig {
         eal_args: eal,
         ports: vec![
-            PortConfig { name: "in".into(), device: Device::Vdev(format!("net_memif_in,role=client,socket={sock_in},id=0")), mac: Some(ROUTER_MAC) },
-            PortConfig { name: "out".into(), device: Device::Vdev(format!("net_memif_out,role=client,socket={sock_out},id=0")), mac: None },
+            PortConfig {
+                name: "in".into(),
+                device: Device::Vdev(format!("net_memif_in,role=client,socket={sock_in},id=0")),
+                mac: Some(ROUTER_MAC),
+            },
+            PortConfig {
+                name: "out".into(),
+                device: Device::Vdev(format!("net_memif_out,role=client,socket={sock_out},id=0")),
+                mac: None,
+            },
         ],
         mbufs: 16383,
         burst: 32,
@@ -492,11 +1026,19 @@ fn serve_dut(fib: &Fib, socks: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let (c, (free, size)) = dp.shutdown();
-    println!("{}", json!({"rx": c.total_rx(), "tx": c.total_tx(), "drops": c.drops_line(), "mbufs_free": free, "mbufs": size}));
+    println!(
+        "{}",
+        json!({"rx": c.total_rx(), "tx": c.total_tx(), "drops": c.drops_line(), "mbufs_free": free, "mbufs": size})
+    );
 }
 
 /// The zero-loss search for every system, worker count and size.
-fn zero_loss(args: &Args, table: &[(Prefix, u32)], sizes: &[usize], work: &Path) -> serde_json::Value {
+fn zero_loss(
+    args: &Args,
+    table: &[(Prefix, u32)],
+    sizes: &[usize],
+    work: &Path,
+) -> serde_json::Value {
     let pid = std::process::id();
     let mut results = Vec::new();
     let _ = table;
@@ -522,25 +1064,61 @@ fn zero_loss(args: &Args, table: &[(Prefix, u32)], sizes: &[usize], work: &Path)
         if r["system"] != "chainrouted" {
             continue;
         }
-        let base = results.iter().find(|b| b["system"] == "testpmd-io" && b["workers"] == r["workers"] && b["frame_bytes"] == r["frame_bytes"]);
+        let base = results.iter().find(|b| {
+            b["system"] == "testpmd-io"
+                && b["workers"] == r["workers"]
+                && b["frame_bytes"] == r["frame_bytes"]
+        });
         if let (Some(b), Some(c)) = (base, r["ndr_mpps"].as_f64()) {
             if let Some(bv) = b["ndr_mpps"].as_f64().filter(|v| *v > 0.0) {
-                ratios.insert(format!("ndr chainrouted/testpmd-io@{}B,{}w", r["frame_bytes"], r["workers"]), json!((c / bv * 1000.0).round() / 1000.0));
+                ratios.insert(
+                    format!(
+                        "ndr chainrouted/testpmd-io@{}B,{}w",
+                        r["frame_bytes"], r["workers"]
+                    ),
+                    json!((c / bv * 1000.0).round() / 1000.0),
+                );
             }
-            if let (Some(cp), Some(bp)) = (r["pdr_mpps"].as_f64(), b["pdr_mpps"].as_f64().filter(|v| *v > 0.0)) {
-                ratios.insert(format!("pdr chainrouted/testpmd-io@{}B,{}w", r["frame_bytes"], r["workers"]), json!((cp / bp * 1000.0).round() / 1000.0));
+            if let (Some(cp), Some(bp)) = (
+                r["pdr_mpps"].as_f64(),
+                b["pdr_mpps"].as_f64().filter(|v| *v > 0.0),
+            ) {
+                ratios.insert(
+                    format!(
+                        "pdr chainrouted/testpmd-io@{}B,{}w",
+                        r["frame_bytes"], r["workers"]
+                    ),
+                    json!((cp / bp * 1000.0).round() / 1000.0),
+                );
             }
         }
-        if let (Some(c), Some(g)) = (r["ndr_mpps"].as_f64(), r["generator_max_mpps"].as_f64().filter(|v| *v > 0.0)) {
-            ratios.insert(format!("ndr chainrouted/generator-max@{}B,{}w", r["frame_bytes"], r["workers"]), json!((c / g * 1000.0).round() / 1000.0));
+        if let (Some(c), Some(g)) = (
+            r["ndr_mpps"].as_f64(),
+            r["generator_max_mpps"].as_f64().filter(|v| *v > 0.0),
+        ) {
+            ratios.insert(
+                format!(
+                    "ndr chainrouted/generator-max@{}B,{}w",
+                    r["frame_bytes"], r["workers"]
+                ),
+                json!((c / g * 1000.0).round() / 1000.0),
+            );
         }
     }
     let out = json!({"zero_loss": results, "ratios": ratios, "link": "memif (copy mode), generator -> DUT -> generator", "data": "RouteViews (routeviews.org), DB-IP, NRO: CC BY 4.0"});
     if !args.json {
-        println!("{:<12} {:>7} {:>6} {:>10} {:>10} {:>10} {:>7}", "system", "workers", "frame", "NDR Mpps", "PDR Mpps", "gen max", "trials");
+        println!(
+            "{:<12} {:>7} {:>6} {:>10} {:>10} {:>10} {:>7}",
+            "system", "workers", "frame", "NDR Mpps", "PDR Mpps", "gen max", "trials"
+        );
         for r in out["zero_loss"].as_array().unwrap() {
             if r.get("skipped").is_some() || r.get("error").is_some() {
-                println!("{:<12} {:>7} {}", r["system"].as_str().unwrap_or("-"), r["workers"], r.get("skipped").or(r.get("error")).unwrap());
+                println!(
+                    "{:<12} {:>7} {}",
+                    r["system"].as_str().unwrap_or("-"),
+                    r["workers"],
+                    r.get("skipped").or(r.get("error")).unwrap()
+                );
                 continue;
             }
             println!(
@@ -563,11 +1141,20 @@ fn zero_loss(args: &Args, table: &[(Prefix, u32)], sizes: &[usize], work: &Path)
 
 /// One search in a child process of this binary (the EAL starts once per process,
 /// and each search needs a fresh generator): `FWD_BENCH_GEN` tells it what to do.
-fn run_search_child(system: &str, n: usize, size: usize, tag: &str, work: &Path) -> serde_json::Value {
+fn run_search_child(
+    system: &str,
+    n: usize,
+    size: usize,
+    tag: &str,
+    work: &Path,
+) -> serde_json::Value {
     let out = work.join(format!("search-{tag}.json"));
     let status = Command::new(std::env::current_exe().expect("own path"))
         .args(std::env::args().skip(1))
-        .env("FWD_BENCH_GEN", format!("{system}|{n}|{size}|{}", out.display()))
+        .env(
+            "FWD_BENCH_GEN",
+            format!("{system}|{n}|{size}|{}", out.display()),
+        )
         .status();
     match (status, std::fs::read_to_string(&out)) {
         (Ok(s), Ok(text)) if s.success() => serde_json::from_str(&text).unwrap_or_else(|e| json!({"system": system, "workers": n, "frame_bytes": size, "error": e.to_string()})),
@@ -579,7 +1166,12 @@ fn run_search_child(system: &str, n: usize, size: usize, tag: &str, work: &Path)
 /// sides in order (generator loops, DUT workers + ports, generator ports).
 fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &Path) {
     let parts: Vec<&str> = spec_env.splitn(4, '|').collect();
-    let (system, n, size, out_path) = (parts[0], parts[1].parse::<usize>().unwrap(), parts[2].parse::<usize>().unwrap(), parts[3]);
+    let (system, n, size, out_path) = (
+        parts[0],
+        parts[1].parse::<usize>().unwrap(),
+        parts[2].parse::<usize>().unwrap(),
+        parts[3],
+    );
     let pid = std::process::id();
     let tag = format!("{pid}-{n}-{size}-{system}");
     let sock_in = format!("/run/fwd-bench-{tag}-in.sock");
@@ -587,17 +1179,36 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
     let (gen_lcores, dut_lcores) = lcore_plan(n).expect("checked by the parent");
     install_signal_counter();
     let cfg = EngineConfig {
-        eal_args: vec!["-l".into(), gen_lcores, "--no-huge".into(), "--no-pci".into(), "-m".into(), "1024".into(), "--file-prefix".into(), format!("fb-gen-{tag}"), "--log-level=error".into()],
+        eal_args: vec![
+            "-l".into(),
+            gen_lcores,
+            "--no-huge".into(),
+            "--no-pci".into(),
+            "-m".into(),
+            "1024".into(),
+            "--file-prefix".into(),
+            format!("fb-gen-{tag}"),
+            "--log-level=error".into(),
+        ],
         ports: vec![
-            PortSpec { device: Device::Vdev(format!("net_memif_gin,role=server,socket={sock_in},id=0")), mac: Some(MacAddr([2, 0, 0, 0, 0, 9])) },
-            PortSpec { device: Device::Vdev(format!("net_memif_gout,role=server,socket={sock_out},id=0")), mac: None },
+            PortSpec {
+                device: Device::Vdev(format!("net_memif_gin,role=server,socket={sock_in},id=0")),
+                mac: Some(MacAddr([2, 0, 0, 0, 0, 9])),
+            },
+            PortSpec {
+                device: Device::Vdev(format!("net_memif_gout,role=server,socket={sock_out},id=0")),
+                mac: None,
+            },
         ],
         tx: 0,
         rx: vec![1],
         mbufs: 32767,
     };
     let fail = |e: String| -> ! {
-        let _ = std::fs::write(out_path, json!({"system": system, "workers": n, "frame_bytes": size, "error": e}).to_string());
+        let _ = std::fs::write(
+            out_path,
+            json!({"system": system, "workers": n, "frame_bytes": size, "error": e}).to_string(),
+        );
         std::process::exit(0)
     };
     let engine = Engine::open(&cfg).unwrap_or_else(|e| fail(e));
@@ -605,24 +1216,62 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
     let mut cmd = match system {
         "chainrouted" => {
             let mut c = Command::new(std::env::current_exe().unwrap());
-            c.arg("--prefixes").arg(&args.prefixes).arg("--dut-serve").arg(format!("{sock_in},{sock_out},{dut_prefix},{}", dut_lcores.join(",")));
+            c.arg("--prefixes")
+                .arg(&args.prefixes)
+                .arg("--dut-serve")
+                .arg(format!(
+                    "{sock_in},{sock_out},{dut_prefix},{}",
+                    dut_lcores.join(",")
+                ));
             c.env_remove("FWD_BENCH_GEN");
             c
         }
         "testpmd-io" => {
             let mut c = Command::new("dpdk-testpmd");
-            c.args(&dut_lcores).args(["--no-huge", "--no-pci", "-m", "1024", "--file-prefix", &dut_prefix, "--log-level=error"]);
-            c.arg(format!("--vdev=net_memif0,role=client,socket={sock_in},id=0")).arg(format!("--vdev=net_memif1,role=client,socket={sock_out},id=0"));
-            c.args(["--", "--forward-mode=io", "--stats-period=1", "--total-num-mbufs=16384"]);
-            c.arg(format!("--nb-cores={n}")).arg(format!("--rxq={n}")).arg(format!("--txq={n}"));
+            c.args(&dut_lcores).args([
+                "--no-huge",
+                "--no-pci",
+                "-m",
+                "1024",
+                "--file-prefix",
+                &dut_prefix,
+                "--log-level=error",
+            ]);
+            c.arg(format!(
+                "--vdev=net_memif0,role=client,socket={sock_in},id=0"
+            ))
+            .arg(format!(
+                "--vdev=net_memif1,role=client,socket={sock_out},id=0"
+            ));
+            c.args([
+                "--",
+                "--forward-mode=io",
+                "--stats-period=1",
+                "--total-num-mbufs=16384",
+            ]);
+            c.arg(format!("--nb-cores={n}"))
+                .arg(format!("--rxq={n}"))
+                .arg(format!("--txq={n}"));
             c
         }
         other => fail(format!("unknown system {other:?}")),
     };
     let log_path = work.join("dut.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap_or_else(|e| fail(format!("cannot start {system}: {e}")));
-    let dut = Dut(child, if system == "testpmd-io" { "dpdk-testpmd" } else { "the DUT" });
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| fail(format!("cannot start {system}: {e}")));
+    let dut = Dut(
+        child,
+        if system == "testpmd-io" {
+            "dpdk-testpmd"
+        } else {
+            "the DUT"
+        },
+    );
     if !engine.wait_links(Duration::from_secs(60)) {
         let _ = dut.stop();
         engine.close();
@@ -638,13 +1287,34 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
     let templates = std::sync::Arc::new(mix.templates().unwrap_or_else(|e| fail(e)));
     let trial = |rate: f64, seconds: f64| -> (Trial, serde_json::Value) {
         engine.flush_rx();
-        let r = engine.trial(&templates, &TrialSpec { rate_pps: rate, seconds, drain: Duration::from_millis(300), progress: false });
+        let r = engine.trial(
+            &templates,
+            &TrialSpec {
+                rate_pps: rate,
+                seconds,
+                drain: Duration::from_millis(300),
+                progress: false,
+            },
+        );
         // A generator that could not offer the rate (its core was busy elsewhere) did
         // not test the DUT at that rate: the shortfall counts as loss (conservative).
         let offered = (r.sent_total() + r.refused) as f64 / seconds.max(1e-9);
-        let shortfall = if rate > 0.0 { (1.0 - offered / rate).max(0.0) } else { 0.0 };
-        let loss = if shortfall > 0.01 { r.loss_ratio().max(shortfall) } else { r.loss_ratio() };
-        let t = Trial { rate: if rate > 0.0 { rate } else { r.tx_mpps() * 1e6 }, seconds, loss_ratio: loss, rx_rate: r.rx_mpps() * 1e6 };
+        let shortfall = if rate > 0.0 {
+            (1.0 - offered / rate).max(0.0)
+        } else {
+            0.0
+        };
+        let loss = if shortfall > 0.01 {
+            r.loss_ratio().max(shortfall)
+        } else {
+            r.loss_ratio()
+        };
+        let t = Trial {
+            rate: if rate > 0.0 { rate } else { r.tx_mpps() * 1e6 },
+            seconds,
+            loss_ratio: loss,
+            rx_rate: r.rx_mpps() * 1e6,
+        };
         eprintln!(
             "fwd-bench:   offered {:8.3} Mpps for {seconds:.1} s: received {:8.3} Mpps, loss ratio {:.6}{}",
             t.rate / 1e6,
@@ -658,8 +1328,17 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
     };
     // The generator's ceiling here: a max-rate trial (what the DUT's ring accepts and what comes back).
     let (max, max_json) = trial(0.0, args.search.trial_seconds.max(1.0));
-    let spec = SearchSpec { max_rate: (max.rate * 1.05).max(1e4), ..args.search };
-    let result = if SIGNALS.load(std::sync::atomic::Ordering::SeqCst) == 0 { Some(search(&spec, max.rx_rate, |rate, seconds| trial(rate, seconds).0)) } else { None };
+    let spec = SearchSpec {
+        max_rate: (max.rate * 1.05).max(1e4),
+        ..args.search
+    };
+    let result = if SIGNALS.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        Some(search(&spec, max.rx_rate, |rate, seconds| {
+            trial(rate, seconds).0
+        }))
+    } else {
+        None
+    };
     // Stop order for memif: our loops are stopped (trials are over); the DUT stops its
     // workers and closes its ports; then we close ours.
     let dut_status = dut.stop();
