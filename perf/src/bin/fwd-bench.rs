@@ -56,6 +56,7 @@ const USAGE: &str = "usage: fwd-bench [--json] [--seconds S] [--sizes 64,256] [-
   --skip-dpdk-apps measure chainrouted only
   --signed-fraction F  chainrouted with source validation on and a fraction F (0..=1) of signed
                    frames (AUTH, some BINDs); adds verifies_per_sec and validated/unvalidated runs
+  --cycles N       A-B-B-A cycles of unvalidated/validated runs (default 3; the ratio is their median)
 zero-loss throughput (RFC 2544 / MLRsearch style), chainroute-pktgen -> DUT -> chainroute-pktgen over memif:
   --zero-loss      binary search on the offered rate for NDR (no loss) and PDR (--pdr-loss, 0.005)
   --workers LIST   DUT worker cores, one search each (scaling; needs 2N+1 cores, N=1 runs on 2)
@@ -72,6 +73,7 @@ struct Args {
     prefixes: PathBuf,
     skip_apps: bool,
     signed_fraction: Option<f64>,
+    cycles: usize,
     zero_loss: bool,
     workers: Vec<usize>,
     systems: Vec<String>,
@@ -88,6 +90,7 @@ fn parse_args() -> Result<Args, String> {
         prefixes: default_prefixes(),
         skip_apps: false,
         signed_fraction: None,
+        cycles: 3,
         zero_loss: false,
         workers: vec![1],
         systems: vec!["chainrouted".into(), "testpmd-io".into()],
@@ -106,6 +109,12 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--seconds: not a number")?
             }
             "--zero-loss" => a.zero_loss = true,
+            "--cycles" => {
+                a.cycles = value("--cycles")?
+                    .parse()
+                    .map_err(|_| "--cycles: not a number")?;
+                a.cycles = a.cycles.max(1);
+            }
             "--signed-fraction" => {
                 let f: f64 = value("--signed-fraction")?
                     .parse()
@@ -271,6 +280,7 @@ fn main() {
     };
     let mut results = Vec::new();
     let mut verifies_per_sec: Option<f64> = None;
+    let mut validation_ratios: Vec<(usize, f64)> = Vec::new();
     for &size in &args.sizes {
         let w3ip_pcap = work.join(format!("w3ip-{size}.pcap"));
         let wire = write_w3ip_frames(&w3ip_pcap, &table, size);
@@ -294,30 +304,41 @@ fn main() {
             }
             Some(fraction) => {
                 let hosts = SigningHosts::new(64);
-                // A-B-B-A order, so drift over the runs (cache, load, thermal) falls on
-                // both alike; each figure is the mean of its two runs.
-                let (mut plain, mut validated) = (Vec::new(), Vec::new());
-                for validate in [false, true, true, false] {
-                    progress(&format!(
-                        "chainrouted {} source validation, unsigned traffic, {size} B",
-                        if validate { "with" } else { "without" }
-                    ));
-                    let run = run_chainrouted(
-                        &fib,
-                        &w3ip_pcap,
-                        size,
-                        args.seconds,
-                        validate.then_some(&hosts),
-                    );
-                    if validate {
-                        validated.push(run.tx_mpps)
-                    } else {
-                        plain.push(run.tx_mpps)
+                // A-B-B-A cycles, so drift over the runs (cache, load, neighbours on a
+                // shared machine) falls on both alike; the cost of validation is the
+                // median over cycles of each cycle's ratio, the rates are medians.
+                let (mut plain, mut validated, mut cycle_ratios) =
+                    (Vec::new(), Vec::new(), Vec::new());
+                for cycle in 0..args.cycles {
+                    let mut sums = [0.0f64; 2];
+                    for validate in [false, true, true, false] {
+                        progress(&format!(
+                            "chainrouted {} source validation, unsigned traffic, {size} B (cycle {} of {})",
+                            if validate { "with" } else { "without" },
+                            cycle + 1,
+                            args.cycles
+                        ));
+                        let run = run_chainrouted(
+                            &fib,
+                            &w3ip_pcap,
+                            size,
+                            args.seconds,
+                            validate.then_some(&hosts),
+                        );
+                        sums[validate as usize] += run.tx_mpps;
+                        if validate {
+                            validated.push(run.tx_mpps)
+                        } else {
+                            plain.push(run.tx_mpps)
+                        }
+                    }
+                    if sums[0] > 0.0 {
+                        cycle_ratios.push(sums[1] / sums[0]);
                     }
                 }
-                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-                results.push(json!({"system": "chainrouted-unvalidated", "frame_bytes": size, "wire_bytes": wire, "mpps": mean(&plain), "runs_mpps": plain}));
-                results.push(json!({"system": "chainrouted-validated", "frame_bytes": size, "wire_bytes": wire, "mpps": mean(&validated), "runs_mpps": validated}));
+                validation_ratios.push((size, median(&cycle_ratios)));
+                results.push(json!({"system": "chainrouted-unvalidated", "frame_bytes": size, "wire_bytes": wire, "mpps": median(&plain), "runs_mpps": plain}));
+                results.push(json!({"system": "chainrouted-validated", "frame_bytes": size, "wire_bytes": wire, "mpps": median(&validated), "runs_mpps": validated, "cycle_ratios": cycle_ratios}));
                 let mix_pcap = work.join(format!("signed-{size}.pcap"));
                 let (mix_wire, signed) =
                     write_signed_mix(&mix_pcap, &table, size, fraction, &hosts);
@@ -350,13 +371,10 @@ fn main() {
                 }
             }
         }
-        if let (Some(v), Some(u)) = (
-            get("chainrouted-validated"),
-            get("chainrouted-unvalidated").filter(|u| *u > 0.0),
-        ) {
+        if let Some((_, r)) = validation_ratios.iter().find(|(s, _)| *s == size) {
             ratios.insert(
                 format!("chainrouted-validated/chainrouted-unvalidated@{size}"),
-                json!((v / u * 1000.0).round() / 1000.0),
+                json!((r * 1000.0).round() / 1000.0),
             );
         }
     }
@@ -435,7 +453,9 @@ fn write_w3ip_frames(path: &Path, table: &[(Prefix, u32)], size: usize) -> usize
 fn write_ipv6_frames(path: &Path, size: usize) {
     let mut rng = Rng::new(9);
     let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    for i in 0..8192u64 {
+    // net_pcap's infinite_rx holds the whole capture in mbufs of the app's pool;
+    // l3fwd's pool is 8192 mbufs, so 8192 frames would leave it none to receive with.
+    for i in 0..2048u64 {
         let mut f = vec![0u8; size];
         f[0..6].copy_from_slice(&ROUTER_MAC.0);
         f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
@@ -829,6 +849,16 @@ impl SigningHosts {
             });
         }
         sec.publish();
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 
