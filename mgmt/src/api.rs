@@ -403,6 +403,14 @@ pub async fn start(
             .map_err(|e| format!("api.socket: cannot create {}: {e}", dir.display()))?;
     }
     if std::fs::symlink_metadata(&path).is_ok() {
+        // A socket someone still answers on belongs to a running daemon: taking it
+        // over would cut its operator off silently.
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return Err(format!(
+                "api.socket: {} is in use by a running chainrouted (stop it, or give this one its own api.socket)",
+                path.display()
+            ));
+        }
         std::fs::remove_file(&path).map_err(|e| {
             format!(
                 "api.socket: cannot remove the stale {}: {e}",

@@ -113,7 +113,11 @@ next_hop = "peer"
 [[routes]]
 prefix = "{mine}"
 next_hop = "lan"
+
+[api]
+socket = "{sock}"
 "#,
+        sock = dir.join(format!("{me}.sock")).display(),
         pid = std::process::id(),
         empty = empty.display(),
         out = out.display(),
