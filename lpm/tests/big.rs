@@ -2,8 +2,11 @@
 //! nesting, a default route and /256 host routes, and 200,000+ keys, each answered
 //! by every lookup kernel and compared with a naive per-length reference.
 
+mod common;
+
 use chainroute_lpm::{Config, Lpm};
 use chainroute_wire::{Address, Prefix};
+use common::Rng;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -16,8 +19,8 @@ impl Hasher for Fx {
         for c in bytes.chunks(8) {
             let mut w = [0u8; 8];
             w[..c.len()].copy_from_slice(c);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w))
-                .wrapping_mul(0x517c_c1b7_2722_0a95);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
         }
     }
     fn finish(&self) -> u64 {
@@ -47,33 +50,6 @@ impl Reference {
         self.by_len
             .iter()
             .find_map(|(l, m)| m.get(&k.masked(*l).0).copied())
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn inside(&mut self, p: &Prefix) -> Address {
-        let mut b = [0u8; 32];
-        for c in b.chunks_mut(8) {
-            c.copy_from_slice(&self.next().to_le_bytes());
-        }
-        let pa = p.addr().0;
-        for i in 0..p.len() as usize {
-            let m = 0x80u8 >> (i % 8);
-            b[i / 8] = (b[i / 8] & !m) | (pa[i / 8] & m);
-        }
-        Address(b)
     }
 }
 

@@ -70,25 +70,58 @@ pub fn anvil(port: u16, extra: &[&str]) -> (Proc, String) {
     (guard, format!("http://{addr}"))
 }
 
+/// Runs a command; panics with its output unless it succeeds.
+pub fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `[dataplane]`, `[[ports]]` and `[[next_hops]]` of a chainrouted on two
+/// net_null ports (`uplink`, `hosts`) with a local next hop `lan`: the router the
+/// chain tests and benchmarks run; the caller appends the rest.
+pub fn null_ports_config(file_prefix: &str) -> String {
+    format!(
+        r#"[dataplane]
+lcores = "0-1"
+memory_mb = 256
+hugepages = false
+pci = false
+file_prefix = "{file_prefix}"
+mbufs = 2047
+stats_interval_s = 0
+
+[[ports]]
+name = "uplink"
+device = "net_null0"
+
+[[ports]]
+name = "hosts"
+device = "net_null1"
+
+[[next_hops]]
+name = "lan"
+kind = "local"
+port = "hosts"
+mac = "02:00:00:00:00:99"
+"#
+    )
+}
+
 /// contracts/deploy and contracts/seed; returns (deployment.json, seed.json).
 pub fn deploy_and_seed(rpc: &str, dir: &Path) -> (PathBuf, serde_json::Value) {
     let dep = dir.join("deployment.json");
     let seed = dir.join("seed.json");
-    let run = |args: &[&str]| {
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let deploy = repo().join("contracts/deploy");
     let seed_bin = repo().join("contracts/seed");
-    run(&[
+    sh(&[
         deploy.to_str().unwrap(),
         "--rpc",
         rpc,
@@ -97,7 +130,7 @@ pub fn deploy_and_seed(rpc: &str, dir: &Path) -> (PathBuf, serde_json::Value) {
         "--out",
         dep.to_str().unwrap(),
     ]);
-    run(&[
+    sh(&[
         seed_bin.to_str().unwrap(),
         "--rpc",
         rpc,

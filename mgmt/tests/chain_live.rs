@@ -172,30 +172,7 @@ async fn fib_follows_the_licenses_on_a_live_chain() {
     let socket = dir.join("api.sock");
     let d = dir.display();
     let config = format!(
-        r#"
-[dataplane]
-lcores = "0-1"
-memory_mb = 256
-hugepages = false
-pci = false
-file_prefix = "chain-live-{pid}"
-mbufs = 2047
-stats_interval_s = 0
-
-[[ports]]
-name = "uplink"
-device = "net_null0"
-
-[[ports]]
-name = "hosts"
-device = "net_null1"
-
-[[next_hops]]
-name = "lan"
-kind = "local"
-port = "hosts"
-mac = "02:00:00:00:00:99"
-
+        r#"{router}
 [[routes]]
 prefix = "3000::/16"
 next_hop = "lan"
@@ -230,6 +207,7 @@ listen = "127.0.0.1:0"
 [jsonrpc]
 listen = "127.0.0.1:0"
 "#,
+        router = null_ports_config(&format!("chain-live-{pid}")),
         wallet = op_a["address"].as_str().unwrap(),
         dep = dep.display(),
     );

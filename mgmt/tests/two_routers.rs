@@ -13,23 +13,12 @@
 //! Needs root (network namespaces), as `make test` runs.
 
 use chainroute_dataplane::pcap::{read_all, PcapWriter};
+use chainroute_mgmt::testbed::sh;
 use chainroute_wire::tunnel::UdpTunnel;
 use chainroute_wire::{w3ip, Address, MacAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 struct Netns(String);
 

@@ -292,13 +292,11 @@ async fn run(args: &Args, dir: &Path) -> serde_json::Value {
         .await
         .unwrap()
         .to::<u64>();
+    let allocator = deployer.address();
     let mut alloc = Sender {
-        from: deployer.address(),
+        from: allocator,
         wallet: EthereumWallet::from(deployer),
-        nonce: p
-            .get_transaction_count(testbed_addr(testbed::DEPLOYER_KEY))
-            .await
-            .unwrap(),
+        nonce: p.get_transaction_count(allocator).await.unwrap(),
         chain_id,
         to: lic,
     };
@@ -402,7 +400,14 @@ async fn run(args: &Args, dir: &Path) -> serde_json::Value {
     let config = dir.join("chainroute.toml");
     std::fs::write(
         &config,
-        router_config(args, dir, &rpc, &dep, &seed, pid_prefix()),
+        router_config(
+            args,
+            dir,
+            &rpc,
+            &dep,
+            &seed,
+            format!("chain-bench-{}", std::process::id()),
+        ),
     )
     .unwrap();
     let log = dir.join("chainrouted.log");
@@ -515,14 +520,6 @@ async fn run(args: &Args, dir: &Path) -> serde_json::Value {
     })
 }
 
-fn testbed_addr(key: &str) -> EthAddress {
-    key.parse::<PrivateKeySigner>().unwrap().address()
-}
-
-fn pid_prefix() -> String {
-    format!("chain-bench-{}", std::process::id())
-}
-
 /// The reconciler's own figure from its log: "... sync to block B: ... in S s".
 fn reconciler_seconds(log: &Path) -> f64 {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -551,29 +548,7 @@ fn router_config(
 ) -> String {
     let op_a = &seed["operators"][0];
     format!(
-        r#"[dataplane]
-lcores = "0-1"
-memory_mb = 256
-hugepages = false
-pci = false
-file_prefix = "{prefix}"
-mbufs = 2047
-stats_interval_s = 0
-
-[[ports]]
-name = "uplink"
-device = "net_null0"
-
-[[ports]]
-name = "hosts"
-device = "net_null1"
-
-[[next_hops]]
-name = "lan"
-kind = "local"
-port = "hosts"
-mac = "02:00:00:00:00:99"
-
+        r#"{router}
 [identity]
 wallet = "{wallet}"
 device_public_key = "{key}"
@@ -593,6 +568,7 @@ local_next_hop = "lan"
 [api]
 socket = "{d}/api.sock"
 "#,
+        router = testbed::null_ports_config(&prefix),
         wallet = op_a["address"].as_str().unwrap(),
         key = op_a["routerKey"].as_str().unwrap(),
         dep = dep.display(),

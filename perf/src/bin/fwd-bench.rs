@@ -364,17 +364,14 @@ fn main() {
         if let Some(cr) = get("chainrouted") {
             for base in ["testpmd-io", "l3fwd-lpm6"] {
                 if let Some(b) = get(base).filter(|b| *b > 0.0) {
-                    ratios.insert(
-                        format!("chainrouted/{base}@{size}"),
-                        json!((cr / b * 1000.0).round() / 1000.0),
-                    );
+                    ratios.insert(format!("chainrouted/{base}@{size}"), ratio(cr, b));
                 }
             }
         }
         if let Some((_, r)) = validation_ratios.iter().find(|(s, _)| *s == size) {
             ratios.insert(
                 format!("chainrouted-validated/chainrouted-unvalidated@{size}"),
-                json!((r * 1000.0).round() / 1000.0),
+                ratio(*r, 1.0),
             );
         }
     }
@@ -416,37 +413,47 @@ fn main() {
 /// drawn from the table: 70 % inside a random prefix, 15 % on a prefix start, 15 %
 /// uniformly random. Returns the frame size used.
 fn write_w3ip_frames(path: &Path, table: &[(Prefix, u32)], size: usize) -> usize {
-    let wire = size.max(ethernet::HEADER_LEN + w3ip::HEADER_LEN);
-    let mut rng = Rng::new(7);
+    let (wire, frames) = w3ip_frames(table, size);
     let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    for i in 0..8192u64 {
-        let dst = match rng.below(100) {
-            0..=69 => {
-                let p = table[rng.below(table.len() as u64) as usize].0;
-                address_inside(&mut rng, &p)
-            }
-            70..=84 => table[rng.below(table.len() as u64) as usize].0.addr(),
-            _ => Address::from_bytes(rng.bytes32()),
-        };
-        let repr = w3ip::Repr {
-            traffic_class: 0,
-            flow_label: (i & 0xfffff) as u32,
-            payload_len: (wire - ethernet::HEADER_LEN - w3ip::HEADER_LEN) as u16,
-            next_header: 59,
-            hop_limit: 64,
-            src_addr: "2001:db8::1".parse().unwrap(),
-            dst_addr: dst,
-        };
-        let mut f = vec![0u8; wire];
-        repr.emit(&mut w3ip::Packet::new_unchecked(
-            &mut f[ethernet::HEADER_LEN..],
-        ))
-        .unwrap();
-        chainroute_wire::tunnel::emit_native(&mut f, MacAddr([2, 0, 0, 0, 0, 9]), ROUTER_MAC)
-            .unwrap();
-        w.write(i, &f).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        w.write(i as u64, f).unwrap();
     }
     wire
+}
+
+/// The frames of write_w3ip_frames, and their size.
+fn w3ip_frames(table: &[(Prefix, u32)], size: usize) -> (usize, Vec<Vec<u8>>) {
+    let wire = size.max(ethernet::HEADER_LEN + w3ip::HEADER_LEN);
+    let mut rng = Rng::new(7);
+    let frames = (0..MIX_FRAMES)
+        .map(|i| {
+            let dst = match rng.below(100) {
+                0..=69 => {
+                    let p = table[rng.below(table.len() as u64) as usize].0;
+                    address_inside(&mut rng, &p)
+                }
+                70..=84 => table[rng.below(table.len() as u64) as usize].0.addr(),
+                _ => Address::from_bytes(rng.bytes32()),
+            };
+            let repr = w3ip::Repr {
+                traffic_class: 0,
+                flow_label: (i & 0xfffff) as u32,
+                payload_len: (wire - ethernet::HEADER_LEN - w3ip::HEADER_LEN) as u16,
+                next_header: 59,
+                hop_limit: 64,
+                src_addr: "2001:db8::1".parse().unwrap(),
+                dst_addr: dst,
+            };
+            let mut f = vec![0u8; wire];
+            repr.emit(&mut w3ip::Packet::new_unchecked(
+                &mut f[ethernet::HEADER_LEN..],
+            ))
+            .unwrap();
+            chainroute_wire::tunnel::emit_native(&mut f, NEIGHBOUR_MAC, ROUTER_MAC).unwrap();
+            f
+        })
+        .collect();
+    (wire, frames)
 }
 
 /// IPv6/UDP frames to l3fwd's built-in routes 2001:200:0:1::/64 (its port 1).
@@ -794,9 +801,9 @@ fn run_chainrouted(
 const ACCESS_PREFIX: &str = "2001:db8:5eed::/48";
 /// The prefix the unsigned sources lie in, licensed to the sending neighbour.
 const NEIGHBOUR_PREFIX: &str = "2001:db8::/32";
-/// The neighbour that sends the unsigned traffic (see write_w3ip_frames).
+/// The neighbour that sends the unsigned traffic (w3ip_frames).
 const NEIGHBOUR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 9]);
-/// Frames in each generated capture (replayed forever).
+/// Frames in each generated W3IP capture (replayed forever).
 const MIX_FRAMES: u64 = 8192;
 
 /// Hosts on the access segment, each a wallet with an authorised device key, a
@@ -852,6 +859,11 @@ impl SigningHosts {
     }
 }
 
+/// `a / b` to three decimals, as the JSON's ratios print it.
+fn ratio(a: f64, b: f64) -> serde_json::Value {
+    json!((a / b * 1000.0).round() / 1000.0)
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
@@ -881,14 +893,7 @@ fn write_signed_mix(
     fraction: f64,
     hosts: &SigningHosts,
 ) -> (usize, u64) {
-    let unsigned = std::env::temp_dir().join(format!(
-        "fwd-bench-unsigned-{}-{size}.pcap",
-        std::process::id()
-    ));
-    let wire = write_w3ip_frames(&unsigned, table, size);
-    let frames =
-        chainroute_dataplane::pcap::read_all(std::fs::File::open(&unsigned).unwrap()).unwrap();
-    std::fs::remove_file(&unsigned).ok();
+    let (wire, frames) = w3ip_frames(table, size);
     let mut rng = Rng::new(11);
     let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
     let (mut signed, mut acc, mut sequence) = (0u64, 0.0f64, 2u64);
@@ -1106,7 +1111,7 @@ fn zero_loss(
                         "ndr chainrouted/testpmd-io@{}B,{}w",
                         r["frame_bytes"], r["workers"]
                     ),
-                    json!((c / bv * 1000.0).round() / 1000.0),
+                    ratio(c, bv),
                 );
             }
             if let (Some(cp), Some(bp)) = (
@@ -1118,7 +1123,7 @@ fn zero_loss(
                         "pdr chainrouted/testpmd-io@{}B,{}w",
                         r["frame_bytes"], r["workers"]
                     ),
-                    json!((cp / bp * 1000.0).round() / 1000.0),
+                    ratio(cp, bp),
                 );
             }
         }
@@ -1131,7 +1136,7 @@ fn zero_loss(
                     "ndr chainrouted/generator-max@{}B,{}w",
                     r["frame_bytes"], r["workers"]
                 ),
-                json!((c / g * 1000.0).round() / 1000.0),
+                ratio(c, g),
             );
         }
     }
