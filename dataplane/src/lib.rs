@@ -18,7 +18,7 @@ pub mod security;
 
 pub use counters::{CoreCounters, CounterSnapshot, DropReason};
 pub use fib::{Fib, FibReader, NextHop, NO_ROUTE};
-pub use pipeline::{FrameBuf, Pipeline, PortInfo, Verdict, VecFrame};
+pub use pipeline::{FrameBuf, Pipeline, PortInfo, Verdict, VecFrame, DEFAULT_BURST, MAX_BURST};
 pub use security::{Binding, Ingress, PeerKey, Security, SecurityConfig, SecurityReader};
 #[cfg(feature = "dpdk")]
 pub use runtime::{Dataplane, DataplaneConfig, PortConfig, PortStatus, StartError};

@@ -18,6 +18,9 @@ pub struct Arena {
     words: NonNull<AtomicU64>,
     mask: usize,
     backing: Backing,
+    /// Asked for huge pages: kept apart from `backing` because a small first arena
+    /// is heap-backed, and the arenas it grows into must still get them.
+    huge_pages: bool,
 }
 
 enum Backing {
@@ -59,13 +62,13 @@ impl Arena {
                 return a;
             }
         }
-        let _ = huge_pages;
         let heap: Box<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
         let words = NonNull::from(&heap[0]);
         Arena {
             words,
             mask: n - 1,
             backing: Backing::Heap(heap),
+            huge_pages,
         }
     }
 
@@ -98,6 +101,7 @@ impl Arena {
             words,
             mask: n - 1,
             backing: Backing::Mapped(base, len),
+            huge_pages: true,
         })
     }
 
@@ -153,7 +157,8 @@ impl Arena {
         self.at(i).store(v, Ordering::Release)
     }
 
-    fn huge(&self) -> bool {
+    /// Whether this arena's memory is an anonymous mapping advised to use THP.
+    pub fn is_mapped(&self) -> bool {
         #[cfg(target_os = "linux")]
         if let Backing::Mapped(..) = self.backing {
             return true;
@@ -169,7 +174,7 @@ impl Arena {
 
     /// Writer: a copy of this arena with room for `words` words.
     pub fn grown(&self, words: usize, used: usize) -> Arena {
-        let new = Arena::new(words.max(self.len()), self.huge());
+        let new = Arena::new(words.max(self.len()), self.huge_pages);
         for i in 0..used.min(self.len()) {
             new.set(i, self.get(i));
         }
@@ -273,6 +278,14 @@ mod tests {
         let h = Arena::new(1 << 20, true);
         h.set(3, 7);
         assert_eq!(h.grown(1 << 21, 8).get(3), 7);
+        // A small first arena lives on the heap; what it grows into is mapped for THP.
+        let small = Arena::new(1000, true);
+        assert!(!small.is_mapped());
+        #[cfg(target_os = "linux")]
+        assert!(
+            small.grown(1 << 20, 8).is_mapped(),
+            "growth keeps the huge-page request"
+        );
         assert!(CLASSES[1..].iter().all(|c| c % 8 == 0));
         assert_eq!(class_of(4), 0);
         assert_eq!(class_of(8), 1);

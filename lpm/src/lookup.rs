@@ -491,6 +491,28 @@ mod avx512 {
         unsafe { _mm512_store_si512(s.as_mut_ptr() as *mut _, x) }
     }
 
+    /// One vector's lanes, spilled for per-lane scalar work (prefetches, DENSE slot
+    /// reads): a line, not a whole batch field, so spilling costs one store.
+    #[repr(C, align(64))]
+    #[derive(Clone, Copy)]
+    struct Lanes([u64; LANES]);
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn spill(x: __m512i) -> Lanes {
+        let mut l = Lanes([0; LANES]);
+        // SAFETY: `l` is 8 writable u64s, 64-byte aligned.
+        unsafe { _mm512_store_si512(l.0.as_mut_ptr() as *mut _, x) };
+        l
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn fill(l: &Lanes) -> __m512i {
+        // SAFETY: `l` is 8 readable u64s, 64-byte aligned.
+        unsafe { _mm512_load_si512(l.0.as_ptr() as *const _) }
+    }
+
     /// Moves the lanes of `f` selected by `active` to the front, in order.
     #[target_feature(enable = "avx512f")]
     #[inline]
@@ -761,43 +783,55 @@ mod avx512 {
                     _mm512_and_si512(_mm512_srli_epi64::<34>(h), c(0x1ff)),
                     c(256),
                 );
-                let mut diff = zero;
-                for (k, (kwk, bk)) in [(kw[0], b1), (kw[1], b2), (kw[2], b3), (kw[3], b4)]
-                    .into_iter()
-                    .enumerate()
-                {
-                    let bits = _mm512_min_epi64(
-                        _mm512_max_epi64(_mm512_sub_epi64(end, c(64 * k as u64)), zero),
-                        c(64),
-                    );
-                    let mk = _mm512_sllv_epi64(ones, _mm512_sub_epi64(c(64), bits));
-                    diff = _mm512_or_si512(diff, _mm512_and_si512(_mm512_xor_si512(kwk, bk), mk));
+                // Most vectors hold no SKIP lane (long skips are rare): skip the work.
+                let mut o_s = zero;
+                if skip != 0 {
+                    let mut diff = zero;
+                    for (k, (kwk, bk)) in [(kw[0], b1), (kw[1], b2), (kw[2], b3), (kw[3], b4)]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let bits = _mm512_min_epi64(
+                            _mm512_max_epi64(_mm512_sub_epi64(end, c(64 * k as u64)), zero),
+                            c(64),
+                        );
+                        let mk = _mm512_sllv_epi64(ones, _mm512_sub_epi64(c(64), bits));
+                        diff =
+                            _mm512_or_si512(diff, _mm512_and_si512(_mm512_xor_si512(kwk, bk), mk));
+                    }
+                    let hit = skip & _mm512_cmpeq_epi64_mask(diff, zero);
+                    // SAFETY: masked indices; `hit` lanes read word 5 of a SKIP node.
+                    o_s = _mm512_and_si512(unsafe { gather(base, hit, at(5)) }, lo32);
                 }
-                let hit = skip & _mm512_cmpeq_epi64_mask(diff, zero);
-                // SAFETY: masked indices; `hit` lanes read word 5 of a SKIP node.
-                let o_s = _mm512_and_si512(unsafe { gather(base, hit, at(5)) }, lo32);
                 // SKIP4: two pattern words (b2, b3) starting at address word j.
-                let j4 = _mm512_and_si512(_mm512_srli_epi64::<52>(h), c(3));
-                let pick_word = |j: __m512i| {
-                    let w = _mm512_mask_mov_epi64(kw[0], _mm512_cmpeq_epi64_mask(j, c(1)), kw[1]);
-                    let w = _mm512_mask_mov_epi64(w, _mm512_cmpeq_epi64_mask(j, c(2)), kw[2]);
-                    let w = _mm512_mask_mov_epi64(w, _mm512_cmpeq_epi64_mask(j, c(3)), kw[3]);
-                    _mm512_mask_mov_epi64(w, _mm512_cmpeq_epi64_mask(j, c(4)), zero)
-                };
-                let word_mask = |j: __m512i| {
-                    let bits = _mm512_min_epi64(
-                        _mm512_max_epi64(_mm512_sub_epi64(end, _mm512_slli_epi64::<6>(j)), zero),
-                        c(64),
+                let mut o_s4 = zero;
+                if skip4 != 0 {
+                    let j4 = _mm512_and_si512(_mm512_srli_epi64::<52>(h), c(3));
+                    let pick_word = |j: __m512i| {
+                        let w =
+                            _mm512_mask_mov_epi64(kw[0], _mm512_cmpeq_epi64_mask(j, c(1)), kw[1]);
+                        let w = _mm512_mask_mov_epi64(w, _mm512_cmpeq_epi64_mask(j, c(2)), kw[2]);
+                        let w = _mm512_mask_mov_epi64(w, _mm512_cmpeq_epi64_mask(j, c(3)), kw[3]);
+                        _mm512_mask_mov_epi64(w, _mm512_cmpeq_epi64_mask(j, c(4)), zero)
+                    };
+                    let word_mask = |j: __m512i| {
+                        let bits = _mm512_min_epi64(
+                            _mm512_max_epi64(
+                                _mm512_sub_epi64(end, _mm512_slli_epi64::<6>(j)),
+                                zero,
+                            ),
+                            c(64),
+                        );
+                        _mm512_sllv_epi64(ones, _mm512_sub_epi64(c(64), bits))
+                    };
+                    let j5 = _mm512_add_epi64(j4, c(1));
+                    let diff4 = _mm512_or_si512(
+                        _mm512_and_si512(_mm512_xor_si512(pick_word(j4), b2), word_mask(j4)),
+                        _mm512_and_si512(_mm512_xor_si512(pick_word(j5), b3), word_mask(j5)),
                     );
-                    _mm512_sllv_epi64(ones, _mm512_sub_epi64(c(64), bits))
-                };
-                let j5 = _mm512_add_epi64(j4, c(1));
-                let diff4 = _mm512_or_si512(
-                    _mm512_and_si512(_mm512_xor_si512(pick_word(j4), b2), word_mask(j4)),
-                    _mm512_and_si512(_mm512_xor_si512(pick_word(j5), b3), word_mask(j5)),
-                );
-                let hit4 = skip4 & _mm512_cmpeq_epi64_mask(diff4, zero);
-                let o_s4 = _mm512_maskz_and_epi64(hit4, b1, lo32);
+                    let hit4 = skip4 & _mm512_cmpeq_epi64_mask(diff4, zero);
+                    o_s4 = _mm512_maskz_and_epi64(hit4, b1, lo32);
+                }
 
                 // DENSE: one slot, read with an atomic load (DENSE slots change in place).
                 let cd = _mm512_mask_mov_epi64(
@@ -807,20 +841,15 @@ mod avx512 {
                 );
                 let mut o_d = zero;
                 if dense != 0 {
-                    let mut dslot = F([0; BATCH]);
-                    st(
-                        &mut dslot,
-                        0,
-                        _mm512_add_epi64(_mm512_slli_epi64::<1>(node), cd),
-                    );
-                    let mut dval = F([0; BATCH]);
+                    let dslot = spill(_mm512_add_epi64(_mm512_slli_epi64::<1>(node), cd));
+                    let mut dval = Lanes([0; LANES]);
                     let mut dm = dense;
                     while dm != 0 {
-                        let l = dm.trailing_zeros() as usize;
+                        let l = dm.trailing_zeros() as usize & (LANES - 1);
                         dval.0[l] = read_slot(a, dslot.0[l] as usize) as u64;
                         dm &= dm - 1;
                     }
-                    o_d = ld(&dval, 0);
+                    o_d = fill(&dval);
                 }
                 let d_d = _mm512_add_epi64(d, _mm512_mask_mov_epi64(c(8), dense16, c(16)));
 
@@ -875,11 +904,10 @@ mod avx512 {
                     far,
                     _mm512_and_si512(_mm512_srli_epi64::<1>(ps2), amask),
                 );
-                let mut nx = F([0; BATCH]);
-                st(&mut nx, 0, nxt);
+                let nx = spill(nxt);
                 let mut am = alive;
                 while am != 0 {
-                    let l = am.trailing_zeros() as usize;
+                    let l = am.trailing_zeros() as usize & (LANES - 1);
                     prefetch(a.addr(nx.0[l] as usize));
                     am &= am - 1;
                 }

@@ -79,6 +79,9 @@ pub struct MemoryStats {
     pub writer: usize,
     /// The whole arena allocation (>= root + nodes + free: it grows by doubling).
     pub arena_capacity: usize,
+    /// The arena is a mapping advised to use transparent huge pages (fewer TLB
+    /// misses per lookup); the kernel decides whether it gets them.
+    pub huge_page_mapped: bool,
 }
 
 impl MemoryStats {
@@ -712,6 +715,7 @@ impl Lpm {
                 // A BTreeMap entry costs about 24 bytes with its node overhead.
                 + self.dense.values().map(|d| d.locals.len() * 24 + 48).sum::<usize>(),
             arena_capacity: self.a().len() * 8,
+            huge_page_mapped: self.a().is_mapped(),
         }
     }
 

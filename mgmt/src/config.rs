@@ -244,7 +244,7 @@ fn default_mbufs() -> u32 {
     16383
 }
 fn default_burst() -> usize {
-    32
+    chainroute_dataplane::DEFAULT_BURST
 }
 fn default_stats_interval() -> u64 {
     10

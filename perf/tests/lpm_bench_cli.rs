@@ -106,6 +106,19 @@ fn lookup_command_matches_the_reference() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    // A count of zero is refused by name before any work (it once divided by zero).
+    for flag in ["--updates", "--nkeys", "--rounds"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_lpm-bench"))
+            .args(["bench", "--prefixes", pf.to_str().unwrap(), flag, "0"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} 0");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{flag}: must be at least 1")),
+            "{err}"
+        );
+    }
     for f in [pf, kf, pf2, bad] {
         let _ = std::fs::remove_file(f);
     }

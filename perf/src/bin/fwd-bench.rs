@@ -27,7 +27,7 @@ use chainroute_dataplane::io::Device;
 use chainroute_dataplane::pcap::PcapWriter;
 use chainroute_dataplane::{
     Binding, Dataplane, DataplaneConfig, DropReason, Fib, Ingress, NextHop, PeerKey, PortConfig,
-    SecurityConfig,
+    SecurityConfig, DEFAULT_BURST, MAX_BURST,
 };
 use chainroute_perf::pktgen::{MixConfig, MIN_FRAME};
 use chainroute_perf::prefixes::read_prefixes;
@@ -56,6 +56,7 @@ const USAGE: &str = "usage: fwd-bench [--json] [--seconds S] [--sizes 64,256] [-
   --skip-dpdk-apps measure chainrouted only
   --signed-fraction F  chainrouted with source validation on and a fraction F (0..=1) of signed
                    frames (AUTH, some BINDs); adds verifies_per_sec and validated/unvalidated runs
+  --burst N        RX burst of chainrouted and testpmd (1..=64, default 64: chainrouted's)
   --cycles N       A-B-B-A cycles of unvalidated/validated runs (default 3; the ratio is their median)
 zero-loss throughput (RFC 2544 / MLRsearch style), chainroute-pktgen -> DUT -> chainroute-pktgen over memif:
   --zero-loss      binary search on the offered rate for NDR (no loss) and PDR (--pdr-loss, 0.005)
@@ -79,6 +80,8 @@ struct Args {
     systems: Vec<String>,
     search: SearchSpec,
     dut: Option<String>,
+    /// RX burst of chainrouted and testpmd (the same for both).
+    burst: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -96,6 +99,7 @@ fn parse_args() -> Result<Args, String> {
         systems: vec!["chainrouted".into(), "testpmd-io".into()],
         search: SearchSpec::default(),
         dut: None,
+        burst: DEFAULT_BURST,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -162,6 +166,14 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--max-trials: not a number")?
             }
             "--dut-serve" => a.dut = Some(value("--dut-serve")?),
+            "--burst" => {
+                a.burst = value("--burst")?
+                    .parse()
+                    .map_err(|_| "--burst: not a number")?;
+                if !(1..=MAX_BURST).contains(&a.burst) {
+                    return Err(format!("--burst: 1..={MAX_BURST}"));
+                }
+            }
             "--sizes" => {
                 a.sizes_given = true;
                 a.sizes = value("--sizes")?
@@ -288,7 +300,12 @@ fn main() {
         write_ipv6_frames(&v6_pcap, size);
         if !args.skip_apps {
             progress(&format!("testpmd io, {size} B"));
-            let mpps = run_dpdk_app(&work, "testpmd", &testpmd_cmd(&w3ip_pcap), args.seconds);
+            let mpps = run_dpdk_app(
+                &work,
+                "testpmd",
+                &testpmd_cmd(&w3ip_pcap, args.burst),
+                args.seconds,
+            );
             results.push(json!({"system": "testpmd-io", "frame_bytes": size, "wire_bytes": wire, "mpps": mpps}));
             if let Some(bin) = &l3fwd {
                 progress(&format!("l3fwd lpm6, {size} B"));
@@ -299,7 +316,7 @@ fn main() {
         match args.signed_fraction {
             None => {
                 progress(&format!("chainrouted, {size} B"));
-                let run = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds, None);
+                let run = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds, None, args.burst);
                 results.push(json!({"system": "chainrouted", "frame_bytes": size, "wire_bytes": wire, "mpps": run.tx_mpps}));
             }
             Some(fraction) => {
@@ -324,6 +341,7 @@ fn main() {
                             size,
                             args.seconds,
                             validate.then_some(&hosts),
+                            args.burst,
                         );
                         sums[validate as usize] += run.tx_mpps;
                         if validate {
@@ -343,7 +361,14 @@ fn main() {
                 let (mix_wire, signed) =
                     write_signed_mix(&mix_pcap, &table, size, fraction, &hosts);
                 progress(&format!("chainrouted with source validation, {:.1} % signed ({signed} of {MIX_FRAMES} frames), {size} B", fraction * 100.0));
-                let mix = run_chainrouted(&fib, &mix_pcap, size, args.seconds, Some(&hosts));
+                let mix = run_chainrouted(
+                    &fib,
+                    &mix_pcap,
+                    size,
+                    args.seconds,
+                    Some(&hosts),
+                    args.burst,
+                );
                 if verifies_per_sec.is_none() {
                     verifies_per_sec = Some(mix.verifies_per_sec);
                 }
@@ -508,7 +533,7 @@ fn eal_common(prefix: &str) -> Vec<String> {
     .collect()
 }
 
-fn testpmd_cmd(pcap: &Path) -> Vec<String> {
+fn testpmd_cmd(pcap: &Path, burst: usize) -> Vec<String> {
     let prefix = format!("fb-tp-{}", std::process::id());
     let mut c = vec!["dpdk-testpmd".to_string()];
     c.extend(eal_common(&prefix));
@@ -528,6 +553,7 @@ fn testpmd_cmd(pcap: &Path) -> Vec<String> {
         .iter()
         .map(|s| s.to_string()),
     );
+    c.push(format!("--burst={burst}"));
     c
 }
 
@@ -719,6 +745,7 @@ fn run_chainrouted(
     size: usize,
     seconds: f64,
     hosts: Option<&SigningHosts>,
+    burst: usize,
 ) -> RouterRun {
     let prefix = format!("fb-cr-{}", std::process::id());
     let security = hosts.map(|_| SecurityConfig {
@@ -755,7 +782,7 @@ fn run_chainrouted(
             },
         ],
         mbufs: 16383,
-        burst: 32,
+        burst,
         security,
     };
     let dp = Dataplane::start(&config, fib).unwrap_or_else(|e| {
@@ -1047,7 +1074,7 @@ fn serve_dut(fib: &Fib, socks: &str) {
             },
         ],
         mbufs: 16383,
-        burst: 32,
+        burst: DEFAULT_BURST,
         security: None,
     };
     let dp = Dataplane::start(&config, fib).unwrap_or_else(|e| {
@@ -1284,6 +1311,7 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
                 "--stats-period=1",
                 "--total-num-mbufs=16384",
             ]);
+            c.arg(format!("--burst={DEFAULT_BURST}"));
             c.arg(format!("--nb-cores={n}"))
                 .arg(format!("--rxq={n}"))
                 .arg(format!("--txq={n}"));

@@ -61,6 +61,11 @@ fn parse_args() -> Result<Args, String> {
             s.parse::<u64>()
                 .map_err(|_| format!("{name}: {s:?} is not a number"))
         };
+        // Counts of keys, passes and updates: zero would measure nothing (and divide by it).
+        let count = |s: String, name: &str| match num(s, name)? {
+            0 => Err(format!("{name}: must be at least 1")),
+            n => Ok(n as usize),
+        };
         match flag.as_str() {
             "--prefixes" => a.prefixes = Some(val("--prefixes")?.into()),
             "--keys" => a.keys = Some(val("--keys")?.into()),
@@ -68,9 +73,9 @@ fn parse_args() -> Result<Args, String> {
             "--realistic" => a.realistic = true,
             "--no-dpdk" => a.no_dpdk = true,
             "--seed" => a.seed = num(val("--seed")?, "--seed")?,
-            "--nkeys" => a.nkeys = num(val("--nkeys")?, "--nkeys")? as usize,
-            "--rounds" => a.rounds = num(val("--rounds")?, "--rounds")? as usize,
-            "--updates" => a.updates = num(val("--updates")?, "--updates")? as usize,
+            "--nkeys" => a.nkeys = count(val("--nkeys")?, "--nkeys")?,
+            "--rounds" => a.rounds = count(val("--rounds")?, "--rounds")?,
+            "--updates" => a.updates = count(val("--updates")?, "--updates")?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
