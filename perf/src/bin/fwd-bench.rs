@@ -4,7 +4,12 @@
 //!
 //! - `testpmd-io`: dpdk-testpmd in io mode (no lookup at all: the ceiling),
 //! - `l3fwd-lpm6`: DPDK's l3fwd `--lookup=lpm --ipv6`, built at bench time from the
-//!   dpdk-doc examples (offloads the vdevs lack are masked in the build copy),
+//!   dpdk-doc examples (offloads the vdevs lack are masked in the build copy), with
+//!   its four built-in routes and one destination prefix (its lookups stay in L1),
+//! - `l3fwd-lpm6-table`: the same l3fwd (`--rule_ipv6`) with the <= 128-bit part of
+//!   chainrouted's table and the top 128 bits of chainrouted's destinations: the
+//!   same lookup work on rte_lpm6 (the build copy's LPM6 limits and mbuf pool are
+//!   raised to hold that table and the same 8192-frame capture),
 //! - `chainrouted`: our dataplane with the realistic 256-bit table (RouteViews
 //!   prefixes + synthetic nesting, see chainroute_perf::table), destinations drawn
 //!   from that table.
@@ -290,6 +295,14 @@ fn main() {
     } else {
         build_l3fwd(&work)
     };
+    // l3fwd's rule files for the same-table run: its stock IPv4 routes, and the
+    // <= 128-bit part of chainrouted's table.
+    let l3fwd_rules = l3fwd.as_ref().and_then(|bin| {
+        let v4 = bin.parent()?.parent()?.join("lpm_default_v4.cfg");
+        let v6 = work.join("l3fwd-table-v6.cfg");
+        let n = write_l3fwd_rules(&v6, &table);
+        v4.exists().then_some((v4, v6, n))
+    });
     let mut results = Vec::new();
     let mut verifies_per_sec: Option<f64> = None;
     let mut validation_ratios: Vec<(usize, f64)> = Vec::new();
@@ -297,7 +310,7 @@ fn main() {
         let w3ip_pcap = work.join(format!("w3ip-{size}.pcap"));
         let wire = write_w3ip_frames(&w3ip_pcap, &table, size);
         let v6_pcap = work.join(format!("ipv6-{size}.pcap"));
-        write_ipv6_frames(&v6_pcap, size);
+        write_ipv6_frames(&v6_pcap, size, &builtin_route_destinations());
         if !args.skip_apps {
             progress(&format!("testpmd io, {size} B"));
             let mpps = run_dpdk_app(
@@ -309,8 +322,28 @@ fn main() {
             results.push(json!({"system": "testpmd-io", "frame_bytes": size, "wire_bytes": wire, "mpps": mpps}));
             if let Some(bin) = &l3fwd {
                 progress(&format!("l3fwd lpm6, {size} B"));
-                let mpps = run_dpdk_app(&work, "l3fwd", &l3fwd_cmd(bin, &v6_pcap), args.seconds);
+                let mpps = run_dpdk_app(
+                    &work,
+                    "l3fwd",
+                    &l3fwd_cmd(bin, &v6_pcap, None),
+                    args.seconds,
+                );
                 results.push(json!({"system": "l3fwd-lpm6", "frame_bytes": size, "wire_bytes": size, "mpps": mpps}));
+                if let Some((v4, v6, n)) = &l3fwd_rules {
+                    progress(&format!(
+                        "l3fwd lpm6 with {n} routes of the table, {size} B"
+                    ));
+                    let pcap = work.join(format!("ipv6-table-{size}.pcap"));
+                    let dsts: Vec<[u8; 16]> = destinations(&table).iter().map(top_half).collect();
+                    write_ipv6_frames(&pcap, size, &dsts);
+                    let mpps = run_dpdk_app(
+                        &work,
+                        "l3fwd-table",
+                        &l3fwd_cmd(bin, &pcap, Some((v4, v6))),
+                        args.seconds,
+                    );
+                    results.push(json!({"system": "l3fwd-lpm6-table", "frame_bytes": size, "wire_bytes": size, "mpps": mpps, "routes": n}));
+                }
             }
         }
         match args.signed_fraction {
@@ -387,7 +420,7 @@ fn main() {
                 .and_then(|r| r["mpps"].as_f64())
         };
         if let Some(cr) = get("chainrouted") {
-            for base in ["testpmd-io", "l3fwd-lpm6"] {
+            for base in ["testpmd-io", "l3fwd-lpm6", "l3fwd-lpm6-table"] {
                 if let Some(b) = get(base).filter(|b| *b > 0.0) {
                     ratios.insert(format!("chainrouted/{base}@{size}"), ratio(cr, b));
                 }
@@ -408,12 +441,12 @@ fn main() {
         println!("{}", serde_json::to_string_pretty(&out).unwrap());
     } else {
         println!(
-            "{:<14} {:>6} {:>6} {:>10}",
+            "{:<16} {:>6} {:>6} {:>10}",
             "system", "frame", "wire", "Mpps"
         );
         for r in out["results"].as_array().unwrap() {
             println!(
-                "{:<14} {:>6} {:>6} {:>10.2}",
+                "{:<16} {:>6} {:>6} {:>10.2}",
                 r["system"].as_str().unwrap(),
                 r["frame_bytes"],
                 r["wire_bytes"],
@@ -446,20 +479,29 @@ fn write_w3ip_frames(path: &Path, table: &[(Prefix, u32)], size: usize) -> usize
     wire
 }
 
+/// The destinations of the benchmark's frames, one per frame: 70 % inside a random
+/// prefix of the table, 15 % on a prefix start, 15 % uniformly random (seeded).
+fn destinations(table: &[(Prefix, u32)]) -> Vec<Address> {
+    let mut rng = Rng::new(7);
+    (0..MIX_FRAMES)
+        .map(|_| match rng.below(100) {
+            0..=69 => {
+                let p = table[rng.below(table.len() as u64) as usize].0;
+                address_inside(&mut rng, &p)
+            }
+            70..=84 => table[rng.below(table.len() as u64) as usize].0.addr(),
+            _ => Address::from_bytes(rng.bytes32()),
+        })
+        .collect()
+}
+
 /// The frames of write_w3ip_frames, and their size.
 fn w3ip_frames(table: &[(Prefix, u32)], size: usize) -> (usize, Vec<Vec<u8>>) {
     let wire = size.max(ethernet::HEADER_LEN + w3ip::HEADER_LEN);
-    let mut rng = Rng::new(7);
-    let frames = (0..MIX_FRAMES)
-        .map(|i| {
-            let dst = match rng.below(100) {
-                0..=69 => {
-                    let p = table[rng.below(table.len() as u64) as usize].0;
-                    address_inside(&mut rng, &p)
-                }
-                70..=84 => table[rng.below(table.len() as u64) as usize].0.addr(),
-                _ => Address::from_bytes(rng.bytes32()),
-            };
+    let frames = destinations(table)
+        .into_iter()
+        .enumerate()
+        .map(|(i, dst)| {
             let repr = w3ip::Repr {
                 traffic_class: 0,
                 flow_label: (i & 0xfffff) as u32,
@@ -482,15 +524,27 @@ fn w3ip_frames(table: &[(Prefix, u32)], size: usize) -> (usize, Vec<Vec<u8>>) {
 }
 
 /// IPv6/UDP frames to l3fwd's built-in routes 2001:200:0:1::/64 (its port 1).
-fn write_ipv6_frames(path: &Path, size: usize) {
+/// net_pcap's infinite_rx holds the whole capture in mbufs of the app's pool; the
+/// stock l3fwd pool is 8192 mbufs, so the capture stays at 2048 frames.
+fn builtin_route_destinations() -> Vec<[u8; 16]> {
     let mut rng = Rng::new(9);
+    let base: std::net::Ipv6Addr = "2001:200:0:1::".parse().unwrap();
+    (0..2048)
+        .map(|_| {
+            let mut dst = base.octets();
+            dst[8..16].copy_from_slice(&rng.next_u64().to_be_bytes());
+            dst
+        })
+        .collect()
+}
+
+/// IPv6/UDP frames of `size` bytes to `dsts`, one frame each, to the router's MAC.
+fn write_ipv6_frames(path: &Path, size: usize, dsts: &[[u8; 16]]) {
     let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    // net_pcap's infinite_rx holds the whole capture in mbufs of the app's pool;
-    // l3fwd's pool is 8192 mbufs, so 8192 frames would leave it none to receive with.
-    for i in 0..2048u64 {
+    for (i, dst) in dsts.iter().enumerate() {
         let mut f = vec![0u8; size];
         f[0..6].copy_from_slice(&ROUTER_MAC.0);
-        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        f[6..12].copy_from_slice(&NEIGHBOUR_MAC.0);
         f[12..14].copy_from_slice(&[0x86, 0xdd]);
         let plen = (size - 54) as u16;
         f[14] = 0x60;
@@ -503,17 +557,38 @@ fn write_ipv6_frames(path: &Path, size: usize) {
                 .unwrap()
                 .octets(),
         );
-        let mut dst = "2001:200:0:1::"
-            .parse::<std::net::Ipv6Addr>()
-            .unwrap()
-            .octets();
-        dst[8..16].copy_from_slice(&rng.next_u64().to_be_bytes());
-        f[38..54].copy_from_slice(&dst);
+        f[38..54].copy_from_slice(dst);
         f[54..56].copy_from_slice(&4000u16.to_be_bytes());
         f[56..58].copy_from_slice(&4000u16.to_be_bytes());
         f[58..60].copy_from_slice(&(plen).to_be_bytes());
-        w.write(i, &f).unwrap();
+        w.write(i as u64, &f).unwrap();
     }
+}
+
+/// The <= 128-bit routes of `table` as an l3fwd `--rule_ipv6` file, every route to
+/// port 1 (net_null). rte_lpm6 takes depths 1..=128, so a default route becomes
+/// its two halves, ::/1 and 8000::/1. Returns the number of rules.
+fn write_l3fwd_rules(path: &Path, table: &[(Prefix, u32)]) -> usize {
+    use std::fmt::Write;
+    let mut text = String::new();
+    let mut n = 0;
+    for (p, _) in table.iter().filter(|(p, _)| p.len() <= 128) {
+        let a = std::net::Ipv6Addr::from(top_half(&p.addr()));
+        if p.len() == 0 {
+            text.push_str("R::/1 1\nR8000::/1 1\n");
+            n += 2;
+        } else {
+            writeln!(text, "R{a}/{} 1", p.len()).unwrap();
+            n += 1;
+        }
+    }
+    std::fs::write(path, text).unwrap();
+    n
+}
+
+/// The top 128 bits of an address (what a 128-bit engine sees).
+fn top_half(a: &Address) -> [u8; 16] {
+    a.0[..16].try_into().unwrap()
 }
 
 fn eal_common(prefix: &str) -> Vec<String> {
@@ -557,7 +632,9 @@ fn testpmd_cmd(pcap: &Path, burst: usize) -> Vec<String> {
     c
 }
 
-fn l3fwd_cmd(bin: &Path, pcap: &Path) -> Vec<String> {
+/// l3fwd's command line; with `rules` (IPv4 and IPv6 rule files) it loads those
+/// routes instead of its built-in ones.
+fn l3fwd_cmd(bin: &Path, pcap: &Path, rules: Option<(&Path, &Path)>) -> Vec<String> {
     let prefix = format!("fb-l3-{}", std::process::id());
     let mut c = vec![bin.display().to_string()];
     // l3fwd sets up one TX queue per enabled lcore: give it only the worker lcore,
@@ -565,6 +642,9 @@ fn l3fwd_cmd(bin: &Path, pcap: &Path) -> Vec<String> {
     c.extend(eal_common(&prefix));
     let l = c.iter().position(|a| a == "-l").unwrap();
     c[l + 1] = "1".into();
+    // The build copy's LPM6 reserves 2^20 tbl8 groups (1 GiB) so a realistic table fits.
+    let m = c.iter().position(|a| a == "-m").unwrap();
+    c[m + 1] = L3FWD_MEMORY_MB.into();
     c.push(format!(
         "--vdev=net_pcap0,rx_pcap={},infinite_rx=1",
         pcap.display()
@@ -584,11 +664,21 @@ fn l3fwd_cmd(bin: &Path, pcap: &Path) -> Vec<String> {
         .iter()
         .map(|s| s.to_string()),
     );
+    if let Some((v4, v6)) = rules {
+        c.push(format!("--rule_ipv4={}", v4.display()));
+        c.push(format!("--rule_ipv6={}", v6.display()));
+    }
     c
 }
 
+/// EAL memory (MiB) for l3fwd: its LPM6 tables with the raised limits, and mbufs.
+const L3FWD_MEMORY_MB: &str = "2560";
+
 /// Copies the l3fwd example (and its `common/` folder) from dpdk-doc and builds it,
-/// with RX checksum offload masked: net_pcap/net_null do not offer it.
+/// with RX checksum offload masked (net_pcap/net_null do not offer it), LPM6
+/// limits raised from 1024 rules and 2^16 tbl8 groups to 2^20 each (a realistic
+/// table needs ~512k groups), and a pool of at least 32768 mbufs (an 8192-frame
+/// capture lives in the pool). None of these change l3fwd's per-packet path.
 fn build_l3fwd(work: &Path) -> Option<PathBuf> {
     let src = Path::new("/usr/share/dpdk/examples");
     if !src.join("l3fwd/main.c").exists() {
@@ -612,8 +702,21 @@ fn build_l3fwd(work: &Path) -> Option<PathBuf> {
     let main_c = dst.join("l3fwd/main.c");
     let text = std::fs::read_to_string(&main_c)
         .ok()?
-        .replace(".offloads = RTE_ETH_RX_OFFLOAD_CHECKSUM,", ".offloads = 0,");
+        .replace(".offloads = RTE_ETH_RX_OFFLOAD_CHECKSUM,", ".offloads = 0,")
+        .replace("(unsigned)8192)", "(unsigned)32768)");
     std::fs::write(&main_c, text).ok()?;
+    let lpm_c = dst.join("l3fwd/l3fwd_lpm.c");
+    let text = std::fs::read_to_string(&lpm_c)
+        .ok()?
+        .replace(
+            "#define IPV6_L3FWD_LPM_MAX_RULES         1024",
+            "#define IPV6_L3FWD_LPM_MAX_RULES         (1 << 20)",
+        )
+        .replace(
+            "#define IPV6_L3FWD_LPM_NUMBER_TBL8S (1 << 16)",
+            "#define IPV6_L3FWD_LPM_NUMBER_TBL8S (1 << 20)",
+        );
+    std::fs::write(&lpm_c, text).ok()?;
     eprintln!("fwd-bench: building DPDK's l3fwd example");
     let out = Command::new("make")
         .arg("-s")
@@ -696,8 +799,8 @@ fn run_dpdk_app(work: &Path, name: &str, cmd: &[String], seconds: f64) -> Option
             return None;
         }
     };
-    // Warm up until it forwards.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Warm up until it forwards (l3fwd loading a realistic table takes a while).
+    let deadline = Instant::now() + Duration::from_secs(120);
     let mut first = None;
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(300));
