@@ -316,7 +316,8 @@ struct Plan {
 impl Plan {
     /// Lays out `items` (sorted) as a node of width `w` at depth `d`.
     fn new(d: u16, w: u32, items: &[Item]) -> Plan {
-        let mut locals = Vec::new();
+        // Sized up front: on the update path these vectors are rebuilt per update.
+        let mut locals = Vec::with_capacity(items.len());
         let mut deeper = Vec::with_capacity(items.len());
         for it in items {
             if !it.sub && it.len <= d + w as u16 {
@@ -330,7 +331,7 @@ impl Plan {
                 deeper.push(*it);
             }
         }
-        let mut groups = Vec::new();
+        let mut groups = Vec::with_capacity(deeper.len());
         let mut s = 0;
         while s < deeper.len() {
             let x = chunk(&deeper[s].addr, d as usize, w);
@@ -640,6 +641,7 @@ impl Lpm {
     /// Applies a batch in order; one grace period covers all of it. Returns how
     /// many updates changed the table.
     pub fn apply(&mut self, batch: &[Update]) -> usize {
+        self.warm_paths(batch);
         let mut changed = 0;
         for u in batch {
             let did = match *u {
@@ -651,6 +653,23 @@ impl Lpm {
         }
         self.finish_op();
         changed
+    }
+
+    /// Brings the lines on the way to each update's prefix into cache with one bulk
+    /// lookup of their addresses: the bulk walk overlaps the misses of all of them,
+    /// where the updates one after the other would wait for each miss in turn.
+    fn warm_paths(&self, batch: &[Update]) {
+        let mut keys = [Address::from_bytes([0; 32]); lookup::BATCH];
+        let mut out = [None; lookup::BATCH];
+        for chunk in batch.chunks(lookup::BATCH) {
+            for (k, u) in keys.iter_mut().zip(chunk) {
+                *k = match u {
+                    Update::Insert(p, _) | Update::Remove(p) | Update::Replace(p, _) => p.addr(),
+                };
+            }
+            lookup::lookup_bulk(self.a(), &keys[..chunk.len()], &mut out);
+        }
+        std::hint::black_box(&out);
     }
 
     /// The next hop of exactly `prefix`.
@@ -1391,7 +1410,8 @@ impl Lpm {
         let lanes = (64 / w) as usize;
         let mask = u64::MAX >> (64 - w);
         let base = (node + 1 + bound_words(w, nb)) * 2;
-        let mut out = vec![(0u64, base)];
+        let mut out = Vec::with_capacity(nb + 1);
+        out.push((0u64, base));
         for i in 0..nb {
             let b = (a.get(node + 1 + i / lanes) >> (w as usize * (i % lanes))) & mask;
             out.push((b, base + i + 1));
@@ -1420,11 +1440,13 @@ impl Lpm {
     }
 
     /// The node `o` (at depth `d`, in the region of `addr`) as builder items: its
-    /// prefixes and its children as subtrees.
+    /// prefixes and its children as subtrees, unsorted (`rebuild` sorts them once,
+    /// after the caller's edit).
     fn node_items(&self, o: u32, d: u16, addr: &Words) -> Vec<Item> {
         let node = node_word(o);
         let region = masked(addr, d);
-        let mut items = Vec::new();
+        // Room for a RANGE node's prefixes and children plus the caller's new item.
+        let mut items = Vec::with_capacity(2 * RANGE_BOUND_WORDS * 8 + 2);
         if is_dense(o) {
             let dn = &self.dense[&node];
             let w = dn.w;
@@ -1445,7 +1467,6 @@ impl Lpm {
                     ));
                 }
             }
-            items.sort_by_key(Item::order);
             return items;
         }
         if is_skip(o) {
@@ -1479,7 +1500,6 @@ impl Lpm {
                 }
             }
         }
-        items.sort_by_key(Item::order);
         items
     }
 
