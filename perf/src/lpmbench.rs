@@ -23,8 +23,10 @@ pub struct BenchOptions {
     pub rounds: usize,
     /// Updates in the update-rate pass.
     pub update_ops: usize,
-    /// Length of each half of the lookups-under-updates pass.
+    /// Length of each phase of the lookups-under-updates pass.
     pub concurrent: Duration,
+    /// A-B-B-A cycles (alone, with the writer, with, alone) of that pass.
+    pub concurrent_cycles: usize,
     /// Run the DPDK baselines (needs the EAL).
     pub dpdk: bool,
     /// CPU for the lookup thread, and for the writer in the concurrent pass.
@@ -37,7 +39,8 @@ impl Default for BenchOptions {
         BenchOptions {
             rounds: 5,
             update_ops: 200_000,
-            concurrent: Duration::from_millis(1500),
+            concurrent: Duration::from_millis(1000),
+            concurrent_cycles: 3,
             dpdk: true,
             cpus: (0, 1),
             seed: 1,
@@ -74,6 +77,9 @@ pub struct UpdateResult {
     pub batched_per_sec: f64,
     pub lookups_alone: f64,
     pub lookups_under_updates: f64,
+    /// Median over the A-B-B-A cycles of (lookups with the writer / alone).
+    pub under_over_alone: f64,
+    pub cycle_ratios: Vec<f64>,
     pub updates_during: f64,
 }
 
@@ -339,19 +345,25 @@ pub fn updates(prefixes: &[(Prefix, u32)], keys: &[Address], opts: &BenchOptions
 
     let mut t = Lpm::from_prefixes(prefixes.iter().copied());
     let handle = t.handle();
-    let stop = Arc::new(AtomicBool::new(false));
+    // The reader asks for the writer (`want`), the writer says when it runs
+    // (`writing`); phases go alone, with, with, alone per cycle (A-B-B-A), so drift
+    // on a shared machine falls on both alike, and the loss is the median of the
+    // cycles' ratios.
+    let want = Arc::new(AtomicBool::new(false));
     let writing = Arc::new(AtomicBool::new(false));
     let keys: Arc<Vec<Address>> = Arc::new(keys.to_vec());
     let window = opts.concurrent;
+    let cycles = opts.concurrent_cycles.max(1);
     let reader = {
-        let (stop, writing, keys) = (stop.clone(), writing.clone(), keys.clone());
+        let (want, writing, keys) = (want.clone(), writing.clone(), keys.clone());
         let cpu = opts.cpus.0;
         std::thread::spawn(move || {
             pin(cpu);
             let r = handle.reader().expect("reader slot");
             let mut out = vec![None; BURST];
-            let mut phase = |want_writer: bool| -> f64 {
-                while writing.load(Ordering::Acquire) != want_writer {
+            let mut phase = |with_writer: bool| -> f64 {
+                want.store(with_writer, Ordering::Release);
+                while writing.load(Ordering::Acquire) != with_writer {
                     r.quiescent();
                     std::hint::spin_loop();
                 }
@@ -372,40 +384,71 @@ pub fn updates(prefixes: &[(Prefix, u32)], keys: &[Address], opts: &BenchOptions
                 black_box(&out);
                 n as f64 / (thread_cpu() - t0)
             };
-            let alone = phase(false);
-            stop.store(true, Ordering::Release);
-            let under = phase(true);
-            (alone, under)
+            let mut runs = Vec::with_capacity(cycles);
+            for _ in 0..cycles {
+                let a1 = phase(false);
+                let b1 = phase(true);
+                let b2 = phase(true);
+                let a2 = phase(false);
+                runs.push(((a1 + a2) / 2.0, (b1 + b2) / 2.0));
+            }
+            want.store(false, Ordering::Release);
+            runs
         })
     };
-    // Wait for the lone pass to end, then update until the reader is done.
-    while !stop.load(Ordering::Acquire) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // Update without pause whenever the reader asks for it, until it is done.
     pin(opts.cpus.1);
-    writing.store(true, Ordering::Release);
     let cycle: Vec<Update> = ops.iter().chain(undo.iter()).copied().collect();
-    let t0 = thread_cpu();
+    let mut busy = 0.0;
     let mut i = 0usize;
     while !reader.is_finished() {
-        apply_one(&mut t, &cycle[i % cycle.len()]);
-        i += 1;
+        if !want.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        writing.store(true, Ordering::Release);
+        let t0 = thread_cpu();
+        while want.load(Ordering::Acquire) {
+            apply_one(&mut t, &cycle[i % cycle.len()]);
+            i += 1;
+        }
+        busy += thread_cpu() - t0;
+        writing.store(false, Ordering::Release);
     }
-    let updates_during = i as f64 / (thread_cpu() - t0);
-    let (alone, under) = reader.join().expect("reader thread");
+    let updates_during = i as f64 / busy.max(1e-9);
+    let runs = reader.join().expect("reader thread");
+    let ratios: Vec<f64> = runs.iter().map(|(a, b)| b / a).collect();
+    let loss = median(&ratios);
+    let alone = median(&runs.iter().map(|r| r.0).collect::<Vec<_>>());
+    let under = median(&runs.iter().map(|r| r.1).collect::<Vec<_>>());
     eprintln!(
-        "lookups under updates: {:.1} M/s alone, {:.1} M/s with a writer at {:.2} M updates/s ({:+.1} %)",
+        "lookups under updates: {:.1} M/s alone, {:.1} M/s with a writer at {:.2} M updates/s ({:+.1} %, median of {} A-B-B-A cycles: {})",
         alone / 1e6,
         under / 1e6,
         updates_during / 1e6,
-        (under / alone - 1.0) * 100.0
+        (loss - 1.0) * 100.0,
+        ratios.len(),
+        ratios.iter().map(|r| format!("{:+.1} %", (r - 1.0) * 100.0)).collect::<Vec<_>>().join(", ")
     );
     UpdateResult {
         single_per_sec,
         batched_per_sec,
         lookups_alone: alone,
         lookups_under_updates: under,
+        under_over_alone: loss,
+        cycle_ratios: ratios,
         updates_during,
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
     }
 }
 
@@ -450,6 +493,8 @@ pub fn to_json(
         "batched_updates_per_sec": upd.batched_per_sec.round(),
         "lookups_per_sec_without_updates": upd.lookups_alone.round(),
         "updates_per_sec_during_lookups": upd.updates_during.round(),
+        "lookups_under_updates_ratio": (upd.under_over_alone * 1000.0).round() / 1000.0,
+        "lookups_under_updates_cycle_ratios": upd.cycle_ratios.iter().map(|r| (r * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
         "ratios": ratios(tables_ref(&tables)),
         "keys": keys,
         "notes": header,
@@ -547,11 +592,12 @@ pub fn to_text(tables: &[TableResult], upd: &UpdateResult) -> String {
     let _ = writeln!(s, "updates (random insert/delete mix, full table): {:.2} M/s one call per update, {:.2} M/s in batches of 64", upd.single_per_sec / 1e6, upd.batched_per_sec / 1e6);
     let _ = writeln!(
         s,
-        "bulk lookups, full table: {:.1} M/s alone, {:.1} M/s while a writer applies {:.2} M updates/s ({:+.1} %)",
+        "bulk lookups, full table: {:.1} M/s alone, {:.1} M/s while a writer applies {:.2} M updates/s ({:+.1} %: median of {} A-B-B-A cycles)",
         upd.lookups_alone / 1e6,
         upd.lookups_under_updates / 1e6,
         upd.updates_during / 1e6,
-        (upd.lookups_under_updates / upd.lookups_alone - 1.0) * 100.0
+        (upd.under_over_alone - 1.0) * 100.0,
+        upd.cycle_ratios.len()
     );
     s
 }
