@@ -1524,3 +1524,45 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
     }
     let _ = std::fs::write(out_path, out.to_string());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l3fwd_rules_hold_the_le128_routes_and_split_the_default() {
+        let table: Vec<(Prefix, u32)> = [
+            ("::/0", 1),
+            ("2001:db8::/32", 2),
+            ("2001:db8:1::/48", 3),
+            ("2001:db8::1:2:3:4:5/256", 4),
+        ]
+        .iter()
+        .map(|(p, v)| (p.parse().unwrap(), *v))
+        .collect();
+        let path = std::env::temp_dir().join(format!("l3fwd-rules-{}", std::process::id()));
+        assert_eq!(write_l3fwd_rules(&path, &table), 4);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            ["R::/1 1", "R8000::/1 1", "R2001:db8::/32 1", "R2001:db8:1::/48 1"]
+        );
+    }
+
+    #[test]
+    fn ipv6_frames_carry_the_destinations_in_order() {
+        let path = std::env::temp_dir().join(format!("v6-frames-{}", std::process::id()));
+        let dsts = [[0x20; 16], [0x30; 16]];
+        write_ipv6_frames(&path, 64, &dsts);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        // pcap: 24-byte file header, then a 16-byte record header per frame.
+        let frame = |i: usize| &bytes[24 + i * (16 + 64) + 16..][..64];
+        for (i, d) in dsts.iter().enumerate() {
+            assert_eq!(&frame(i)[12..14], &[0x86, 0xdd]);
+            assert_eq!(&frame(i)[38..54], d);
+        }
+        assert_eq!(bytes.len(), 24 + 2 * (16 + 64));
+    }
+}
