@@ -1546,7 +1546,12 @@ mod tests {
         std::fs::remove_file(&path).ok();
         assert_eq!(
             text.lines().collect::<Vec<_>>(),
-            ["R::/1 1", "R8000::/1 1", "R2001:db8::/32 1", "R2001:db8:1::/48 1"]
+            [
+                "R::/1 1",
+                "R8000::/1 1",
+                "R2001:db8::/32 1",
+                "R2001:db8:1::/48 1"
+            ]
         );
     }
 
