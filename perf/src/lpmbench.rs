@@ -62,6 +62,10 @@ pub struct EngineResult {
     pub variant: &'static str,
     /// rte_fib6: its scalar lookup's (single, bulk) rates.
     pub scalar: Option<(f64, f64)>,
+    /// chainroute's bulk rate over this engine's, per pair of back-to-back passes
+    /// (chainroute, then this engine, on the same keys): drift between the two
+    /// engines' own measurements cancels out of each pair.
+    pub paired_bulk_ratios: Vec<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,8 +155,37 @@ pub fn measure<E: Engine>(
         mismatches: 0,
         variant: "",
         scalar: None,
+        paired_bulk_ratios: Vec::new(),
     };
     (r, answers)
+}
+
+/// One bulk pass of `e` over `native` (64-key batches); CPU seconds.
+fn bulk_pass<E: Engine>(e: &E, native: &[E::Key], out: &mut [E::Out]) -> f64 {
+    let t = thread_cpu();
+    for (k, o) in native.chunks(BURST).zip(out.chunks_mut(BURST)) {
+        e.lookup_bulk(black_box(k), o);
+    }
+    black_box(out);
+    thread_cpu() - t
+}
+
+/// chainroute's bulk rate over `e`'s in `rounds` pairs of back-to-back passes
+/// on the same keys (after a warm-up pass of each).
+fn paired_bulk<E: Engine>(cr: &Chainroute, e: &E, keys: &[Address], rounds: usize) -> Vec<f64> {
+    let ck: Vec<_> = keys.iter().map(|k| cr.key(k)).collect();
+    let ek: Vec<E::Key> = keys.iter().map(|k| e.key(k)).collect();
+    let mut co = vec![Default::default(); ck.len()];
+    let mut eo = vec![E::Out::default(); ek.len()];
+    bulk_pass(cr, &ck, &mut co);
+    bulk_pass(e, &ek, &mut eo);
+    (0..rounds.max(1))
+        .map(|_| {
+            let c = bulk_pass(cr, &ck, &mut co);
+            let t = bulk_pass(e, &ek, &mut eo);
+            t / c
+        })
+        .collect()
 }
 
 fn count_mismatches(a: &[Option<u32>], b: &[Option<u32>]) -> usize {
@@ -161,6 +194,7 @@ fn count_mismatches(a: &[Option<u32>], b: &[Option<u32>]) -> usize {
 
 fn baseline<E: Engine>(
     e: &E,
+    cr: &Chainroute,
     keys: &[Address],
     prefixes: usize,
     rounds: usize,
@@ -168,11 +202,14 @@ fn baseline<E: Engine>(
 ) -> EngineResult {
     let (mut r, ans) = measure(e, keys, prefixes, rounds);
     r.mismatches = count_mismatches(&ans, reference);
+    r.paired_bulk_ratios = paired_bulk(cr, e, keys, rounds);
     eprintln!(
-        "  {:<12} {:>8.1} M/s single {:>8.1} M/s bulk",
+        "  {:<12} {:>8.1} M/s single {:>8.1} M/s bulk; chainroute bulk / this, paired passes: {:.2}x (median of {})",
         r.name,
         r.single / 1e6,
-        r.bulk / 1e6
+        r.bulk / 1e6,
+        median(&r.paired_bulk_ratios),
+        r.paired_bulk_ratios.len()
     );
     r
 }
@@ -202,7 +239,6 @@ pub fn lookup_tables(
         r.bulk / 1e6
     );
     le.engines.push(r);
-    drop(cr);
 
     if opts.dpdk {
         let mem = dpdk::eal_memory_mb(&small);
@@ -216,11 +252,13 @@ pub fn lookup_tables(
                     Ok(mut e) => {
                         e.set_vector(false);
                         eprint!("  (scalar)");
-                        let scalar = baseline(&e, &keys128, small.len(), opts.rounds, &reference);
+                        let scalar =
+                            baseline(&e, &cr, &keys128, small.len(), opts.rounds, &reference);
                         let mut r = scalar.clone();
                         if e.set_vector(true) {
                             eprint!("  (AVX-512)");
-                            let v = baseline(&e, &keys128, small.len(), opts.rounds, &reference);
+                            let v =
+                                baseline(&e, &cr, &keys128, small.len(), opts.rounds, &reference);
                             if v.bulk > r.bulk {
                                 r = v;
                                 r.variant = "avx512";
@@ -236,6 +274,7 @@ pub fn lookup_tables(
                 match dpdk::Lpm6::new(&small) {
                     Ok(e) => le.engines.push(baseline(
                         &e,
+                        &cr,
                         &keys128,
                         small.len(),
                         opts.rounds,
@@ -251,12 +290,14 @@ pub fn lookup_tables(
     let pt = PrefixTrie::new(&small);
     le.engines.push(baseline(
         &pt,
+        &cr,
         &keys128,
         small.len(),
         opts.rounds,
         &reference,
     ));
     drop(pt);
+    drop(cr);
 
     eprintln!("full: {} prefixes, {} keys", prefixes.len(), keys.len());
     let cr = Chainroute::new(prefixes);
@@ -481,6 +522,12 @@ pub fn to_json(
                         v["scalar_lookups_per_sec"] = json!(s.round());
                         v["scalar_bulk_lookups_per_sec"] = json!(b.round());
                     }
+                    if !e.paired_bulk_ratios.is_empty() {
+                        let r2 = |x: f64| (x * 1000.0).round() / 1000.0;
+                        v["chainroute_bulk_ratio_paired"] = json!(r2(median(&e.paired_bulk_ratios)));
+                        v["chainroute_bulk_ratios_paired"] =
+                            json!(e.paired_bulk_ratios.iter().map(|&x| r2(x)).collect::<Vec<_>>());
+                    }
                     v
                 }).collect::<Vec<_>>(),
             })
@@ -520,6 +567,9 @@ fn ratios(tables: &[Value]) -> Value {
                         / 100.0
                 };
                 out.insert(format!("bulk_vs_{name}"), json!(r("bulk_lookups_per_sec")));
+                if let Some(p) = e["chainroute_bulk_ratio_paired"].as_f64() {
+                    out.insert(format!("bulk_vs_{name}_paired"), json!(p));
+                }
                 out.insert(format!("single_vs_{name}"), json!(r("lookups_per_sec")));
                 if let Some(sb) = e["scalar_bulk_lookups_per_sec"].as_f64() {
                     let cb = cr["bulk_lookups_per_sec"].as_f64().unwrap_or(0.0);
@@ -569,10 +619,11 @@ pub fn to_text(tables: &[TableResult], upd: &UpdateResult) -> String {
             for e in t.engines.iter().filter(|e| e.name != "chainroute") {
                 let _ = writeln!(
                     s,
-                    "  chainroute / {:<12} bulk {:>6.2}x   single {:>6.2}x",
+                    "  chainroute / {:<12} bulk {:>6.2}x   single {:>6.2}x   bulk, paired passes {:>6.2}x",
                     e.name,
                     cr.bulk / e.bulk,
-                    cr.single / e.single
+                    cr.single / e.single,
+                    median(&e.paired_bulk_ratios)
                 );
                 if let Some((ss, sb)) = e.scalar {
                     let _ = writeln!(
