@@ -641,7 +641,6 @@ impl Lpm {
     /// Applies a batch in order; one grace period covers all of it. Returns how
     /// many updates changed the table.
     pub fn apply(&mut self, batch: &[Update]) -> usize {
-        self.warm_paths(batch);
         let mut changed = 0;
         for u in batch {
             let did = match *u {
@@ -653,23 +652,6 @@ impl Lpm {
         }
         self.finish_op();
         changed
-    }
-
-    /// Brings the lines on the way to each update's prefix into cache with one bulk
-    /// lookup of their addresses: the bulk walk overlaps the misses of all of them,
-    /// where the updates one after the other would wait for each miss in turn.
-    fn warm_paths(&self, batch: &[Update]) {
-        let mut keys = [Address::from_bytes([0; 32]); lookup::BATCH];
-        let mut out = [None; lookup::BATCH];
-        for chunk in batch.chunks(lookup::BATCH) {
-            for (k, u) in keys.iter_mut().zip(chunk) {
-                *k = match u {
-                    Update::Insert(p, _) | Update::Remove(p) | Update::Replace(p, _) => p.addr(),
-                };
-            }
-            lookup::lookup_bulk(self.a(), &keys[..chunk.len()], &mut out);
-        }
-        std::hint::black_box(&out);
     }
 
     /// The next hop of exactly `prefix`.

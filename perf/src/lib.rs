@@ -10,6 +10,7 @@ pub mod lpmbench;
 pub mod pktgen;
 pub mod prefixes;
 pub mod rng;
+pub mod stats;
 pub mod table;
 pub mod traffic;
 pub mod zeroloss;

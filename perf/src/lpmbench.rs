@@ -5,6 +5,7 @@
 
 use crate::baselines::{dpdk, Chainroute, Engine, PrefixTrie};
 use crate::rng::Rng;
+use crate::stats::{median, round3};
 use crate::table;
 use chainroute_lpm::{Lpm, Update};
 use chainroute_wire::{Address, Prefix};
@@ -140,10 +141,7 @@ pub fn measure<E: Engine>(
         black_box(&mut out);
     });
     let bulk = rate(native.len(), rounds, || {
-        for (k, o) in native.chunks(BURST).zip(out.chunks_mut(BURST)) {
-            e.lookup_bulk(black_box(k), o);
-        }
-        black_box(&mut out);
+        bulk_pass(e, &native, &mut out);
     });
     let answers = out.iter().map(|o| e.decode(*o)).collect();
     let r = EngineResult {
@@ -482,17 +480,6 @@ pub fn updates(prefixes: &[(Prefix, u32)], keys: &[Address], opts: &BenchOptions
     }
 }
 
-/// The middle value (the mean of the two middle ones for an even count).
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
-}
-
 /// The JSON document of `lpm-bench bench --json`.
 pub fn to_json(
     tables: &[TableResult],
@@ -523,10 +510,9 @@ pub fn to_json(
                         v["scalar_bulk_lookups_per_sec"] = json!(b.round());
                     }
                     if !e.paired_bulk_ratios.is_empty() {
-                        let r2 = |x: f64| (x * 1000.0).round() / 1000.0;
-                        v["chainroute_bulk_ratio_paired"] = json!(r2(median(&e.paired_bulk_ratios)));
+                        v["chainroute_bulk_ratio_paired"] = json!(round3(median(&e.paired_bulk_ratios)));
                         v["chainroute_bulk_ratios_paired"] =
-                            json!(e.paired_bulk_ratios.iter().map(|&x| r2(x)).collect::<Vec<_>>());
+                            json!(e.paired_bulk_ratios.iter().map(|&x| round3(x)).collect::<Vec<_>>());
                     }
                     v
                 }).collect::<Vec<_>>(),
@@ -540,8 +526,8 @@ pub fn to_json(
         "batched_updates_per_sec": upd.batched_per_sec.round(),
         "lookups_per_sec_without_updates": upd.lookups_alone.round(),
         "updates_per_sec_during_lookups": upd.updates_during.round(),
-        "lookups_under_updates_ratio": (upd.under_over_alone * 1000.0).round() / 1000.0,
-        "lookups_under_updates_cycle_ratios": upd.cycle_ratios.iter().map(|r| (r * 1000.0).round() / 1000.0).collect::<Vec<_>>(),
+        "lookups_under_updates_ratio": round3(upd.under_over_alone),
+        "lookups_under_updates_cycle_ratios": upd.cycle_ratios.iter().map(|&r| round3(r)).collect::<Vec<_>>(),
         "ratios": ratios(tables_ref(&tables)),
         "keys": keys,
         "notes": header,

@@ -11,6 +11,7 @@
 //! closes its ports (see [`Engine::close`] and `chainroute-pktgen --hold`).
 
 use crate::pktgen::{patch, read_stamp, Class, Histogram, Template, CLASSES, FLAG_FIXED};
+use crate::stats::round3;
 use chainroute_dataplane::io::{self, Device, Mempool, Port};
 use chainroute_wire::tunnel::Decap;
 use chainroute_wire::MacAddr;
@@ -190,10 +191,9 @@ impl TrialResult {
                 );
             }
         }
-        let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
         json!({
             "offered_pps": if self.rate_pps > 0.0 { json!(self.rate_pps.round()) } else { json!("max") },
-            "seconds": r3(self.tx_seconds),
+            "seconds": round3(self.tx_seconds),
             "sent": self.sent_total(),
             "refused": self.refused,
             "received": self.received.iter().sum::<u64>(),
@@ -203,8 +203,8 @@ impl TrialResult {
             "loss_ratio": (self.loss_ratio() * 1e6).round() / 1e6,
             "foreign": self.foreign,
             "reordered": self.reordered,
-            "tx_mpps": r3(self.tx_mpps()),
-            "rx_mpps": r3(self.rx_mpps()),
+            "tx_mpps": round3(self.tx_mpps()),
+            "rx_mpps": round3(self.rx_mpps()),
             "latency": self.latency.to_json(),
             "classes": classes,
         })

@@ -37,6 +37,7 @@ use chainroute_dataplane::{
 use chainroute_perf::pktgen::{MixConfig, MIN_FRAME};
 use chainroute_perf::prefixes::read_prefixes;
 use chainroute_perf::rng::Rng;
+use chainroute_perf::stats::{median, round3};
 use chainroute_perf::table::{address_inside, realistic};
 use chainroute_perf::traffic::{
     install_signal_counter, Engine, EngineConfig, PortSpec, TrialSpec, SIGNALS,
@@ -303,6 +304,8 @@ fn main() {
         let n = write_l3fwd_rules(&v6, &table);
         v4.exists().then_some((v4, v6, n))
     });
+    // The same destinations as chainrouted's frames, cut to 128 bits for l3fwd.
+    let table_dsts: Vec<[u8; 16]> = destinations(&table).iter().map(top_half).collect();
     let mut results = Vec::new();
     let mut verifies_per_sec: Option<f64> = None;
     let mut validation_ratios: Vec<(usize, f64)> = Vec::new();
@@ -334,8 +337,7 @@ fn main() {
                         "l3fwd lpm6 with {n} routes of the table, {size} B"
                     ));
                     let pcap = work.join(format!("ipv6-table-{size}.pcap"));
-                    let dsts: Vec<[u8; 16]> = destinations(&table).iter().map(top_half).collect();
-                    write_ipv6_frames(&pcap, size, &dsts);
+                    write_ipv6_frames(&pcap, size, &table_dsts);
                     let mpps = run_dpdk_app(
                         &work,
                         "l3fwd-table",
@@ -699,24 +701,42 @@ fn build_l3fwd(work: &Path) -> Option<PathBuf> {
         eprintln!("fwd-bench: cannot copy the l3fwd example");
         return None;
     }
-    let main_c = dst.join("l3fwd/main.c");
-    let text = std::fs::read_to_string(&main_c)
-        .ok()?
-        .replace(".offloads = RTE_ETH_RX_OFFLOAD_CHECKSUM,", ".offloads = 0,")
-        .replace("(unsigned)8192)", "(unsigned)32768)");
-    std::fs::write(&main_c, text).ok()?;
-    let lpm_c = dst.join("l3fwd/l3fwd_lpm.c");
-    let text = std::fs::read_to_string(&lpm_c)
-        .ok()?
-        .replace(
-            "#define IPV6_L3FWD_LPM_MAX_RULES         1024",
-            "#define IPV6_L3FWD_LPM_MAX_RULES         (1 << 20)",
-        )
-        .replace(
-            "#define IPV6_L3FWD_LPM_NUMBER_TBL8S (1 << 16)",
-            "#define IPV6_L3FWD_LPM_NUMBER_TBL8S (1 << 20)",
-        );
-    std::fs::write(&lpm_c, text).ok()?;
+    let edits: [(&str, &[(&str, &str)]); 2] = [
+        (
+            "main.c",
+            &[
+                (".offloads = RTE_ETH_RX_OFFLOAD_CHECKSUM,", ".offloads = 0,"),
+                ("(unsigned)8192)", "(unsigned)32768)"),
+            ],
+        ),
+        (
+            "l3fwd_lpm.c",
+            &[
+                (
+                    "#define IPV6_L3FWD_LPM_MAX_RULES         1024",
+                    "#define IPV6_L3FWD_LPM_MAX_RULES         (1 << 20)",
+                ),
+                (
+                    "#define IPV6_L3FWD_LPM_NUMBER_TBL8S (1 << 16)",
+                    "#define IPV6_L3FWD_LPM_NUMBER_TBL8S (1 << 20)",
+                ),
+            ],
+        ),
+    ];
+    for (file, pairs) in edits {
+        let path = dst.join("l3fwd").join(file);
+        let mut text = std::fs::read_to_string(&path).ok()?;
+        for (from, to) in pairs {
+            // Another DPDK release may word these lines differently: say so rather
+            // than build an l3fwd that silently lacks the edit.
+            if !text.contains(from) {
+                eprintln!("fwd-bench: l3fwd/{file} has no {from:?} to edit: skipping l3fwd");
+                return None;
+            }
+            text = text.replace(from, to);
+        }
+        std::fs::write(&path, text).ok()?;
+    }
     eprintln!("fwd-bench: building DPDK's l3fwd example");
     let out = Command::new("make")
         .arg("-s")
@@ -991,17 +1011,7 @@ impl SigningHosts {
 
 /// `a / b` to three decimals, as the JSON's ratios print it.
 fn ratio(a: f64, b: f64) -> serde_json::Value {
-    json!((a / b * 1000.0).round() / 1000.0)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
+    json!(round3(a / b))
 }
 
 fn now() -> u64 {

@@ -19,6 +19,7 @@ use chainroute_crypto::wallet::{recover_hash, WalletKey};
 use chainroute_crypto::{verify, BatchVerifier, DeviceKey, PublicKey};
 use chainroute_wire::ext::{next_header, BindRepr};
 use chainroute_wire::{Address, Wallet};
+use chainroute_perf::stats::median;
 
 const KEYS: usize = 256;
 const SIZES: [usize; 7] = [1, 4, 16, 32, 64, 128, 256];
@@ -235,12 +236,8 @@ fn main() {
         speedups.push(clean_rate / single_rate);
         bad_costs.push(clean_rate / bad_rate);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    let paired_speedup = median(&mut speedups);
-    let paired_bad_cost = median(&mut bad_costs);
+    let paired_speedup = median(&speedups);
+    let paired_bad_cost = median(&bad_costs);
 
     // A burst from few senders: 64 items by 8 keys share 8 key terms.
     let shared_sigs: Vec<[u8; 64]> = (0..KEYS).map(|j| c.keys[j % 8].sign(&c.msgs[j])).collect();
