@@ -506,13 +506,6 @@ mod avx512 {
         l
     }
 
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn fill(l: &Lanes) -> __m512i {
-        // SAFETY: `l` is 8 readable u64s, 64-byte aligned.
-        unsafe { _mm512_load_si512(l.0.as_ptr() as *const _) }
-    }
-
     /// Moves the lanes of `f` selected by `active` to the front, in order.
     #[target_feature(enable = "avx512f")]
     #[inline]
@@ -550,9 +543,6 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn gather(base: *const i64, k: __mmask8, idx: __m512i) -> __m512i {
-        if k == 0 {
-            return _mm512_setzero_si512();
-        }
         // SAFETY: per the function's contract.
         unsafe { _mm512_mask_i64gather_epi64::<8>(_mm512_setzero_si512(), k, idx, base) }
     }
@@ -611,16 +601,6 @@ mod avx512 {
         let ones = _mm512_set1_epi64(-1);
         let lo32 = _mm512_set1_epi64(0xffff_ffff);
         let idle = ones;
-        let low_t = _mm512_set_epi64(
-            0,
-            0,
-            0,
-            0,
-            LOW[3] as i64,
-            LOW[2] as i64,
-            LOW[1] as i64,
-            LOW[0] as i64,
-        );
         let high_t = _mm512_set_epi64(
             0,
             0,
@@ -661,6 +641,17 @@ mod avx512 {
                 prefetch(a.addr(first_word(o, &k, 16)));
             }
         }
+        // Lanes that hold a key still to be answered in `fin`: a lane that finishes
+        // keeps its state until the next compaction, which records its answer (so
+        // the vector step has no per-lane loop for finished lanes).
+        let mut unrecorded = active;
+        let record = |fin: &mut [u32; BATCH], idx: &F, best: &F, mut lanes: u64| {
+            while lanes != 0 {
+                let l = lanes.trailing_zeros() as usize;
+                fin[idx.0[l] as usize & (BATCH - 1)] = best.0[l] as u32;
+                lanes &= lanes - 1;
+            }
+        };
         let mut rounds = 0;
         while active != 0 && rounds < 2 * MAX_STEPS {
             // Pack the walking lanes into as few vectors as possible when that saves
@@ -668,6 +659,7 @@ mod avx512 {
             let used = (0..VECS).filter(|v| (active >> (8 * v)) as u8 != 0).count();
             let live = active.count_ones() as usize;
             if used >= live.div_ceil(LANES) + 2 {
+                record(&mut fin, &idx, &best, unrecorded & !active);
                 for f in [&mut out, &mut pend, &mut depth, &mut best, &mut idx] {
                     compact(f, active);
                 }
@@ -679,6 +671,7 @@ mod avx512 {
                 } else {
                     (1u64 << live) - 1
                 };
+                unrecorded = active;
             }
             // Each vector's lanes come from the round's start, so one vector's step
             // never waits for the one before (they only share the `next` update).
@@ -736,7 +729,10 @@ mod avx512 {
                 let wbits = _mm512_sllv_epi64(c(8), wc);
                 let chunk_v = _mm512_srlv_epi64(x, _mm512_sub_epi64(c(64), wbits));
                 let hi = _mm512_permutexvar_epi64(wc, high_t);
-                let cc = _mm512_mullo_epi64(chunk_v, _mm512_permutexvar_epi64(wc, low_t));
+                // The chunk in every W-bit field (shifts of 64 or more give zero).
+                let cc = _mm512_or_si512(chunk_v, _mm512_sllv_epi64(chunk_v, wbits));
+                let cc = _mm512_or_si512(cc, _mm512_sllv_epi64(cc, _mm512_slli_epi64::<1>(wbits)));
+                let cc = _mm512_or_si512(cc, _mm512_sllv_epi64(cc, _mm512_slli_epi64::<2>(wbits)));
                 let nb = _mm512_and_si512(_mm512_srli_epi64::<36>(h), c(63));
                 let valid = _mm512_sllv_epi64(nb, wc);
                 let mut cnt = zero;
@@ -839,17 +835,20 @@ mod avx512 {
                     dense16,
                     _mm512_srli_epi64::<48>(x),
                 );
+                // Scalar atomic loads in a fixed loop (lanes not at a DENSE node read
+                // slot 0, the root's first, which is cached): no loop whose length
+                // depends on how many lanes are at DENSE nodes, and the vector is
+                // built in registers (reloading eight scalar stores as one vector
+                // would stall on store forwarding).
                 let mut o_d = zero;
                 if dense != 0 {
-                    let dslot = spill(_mm512_add_epi64(_mm512_slli_epi64::<1>(node), cd));
-                    let mut dval = Lanes([0; LANES]);
-                    let mut dm = dense;
-                    while dm != 0 {
-                        let l = dm.trailing_zeros() as usize & (LANES - 1);
-                        dval.0[l] = read_slot(a, dslot.0[l] as usize) as u64;
-                        dm &= dm - 1;
-                    }
-                    o_d = fill(&dval);
+                    let dslot = spill(_mm512_maskz_add_epi64(
+                        dense,
+                        _mm512_slli_epi64::<1>(node),
+                        cd,
+                    ));
+                    let rd = |l: usize| read_slot(a, dslot.0[l] as usize) as i64;
+                    o_d = _mm512_set_epi64(rd(7), rd(6), rd(5), rd(4), rd(3), rd(2), rd(1), rd(0));
                 }
                 let d_d = _mm512_add_epi64(d, _mm512_mask_mov_epi64(c(8), dense16, c(16)));
 
@@ -891,37 +890,25 @@ mod avx512 {
                 st(&mut best, v, bst);
                 next |= (alive as u64) << (8 * v);
 
-                // Lanes that finished hand their answer to their key.
-                let mut done = m & !alive;
-                while done != 0 {
-                    let l = done.trailing_zeros() as usize;
-                    fin[idx.0[v * LANES + l] as usize & (BATCH - 1)] = best.0[v * LANES + l] as u32;
-                    done &= done - 1;
-                }
                 // Prefetch what each lane reads next.
                 let nxt = _mm512_mask_mov_epi64(
                     first_words(o2, d2, kw, amask),
                     far,
                     _mm512_and_si512(_mm512_srli_epi64::<1>(ps2), amask),
                 );
-                let nx = spill(nxt);
-                let mut am = alive;
-                while am != 0 {
-                    let l = am.trailing_zeros() as usize & (LANES - 1);
+                // Every lane prefetches (a finished lane the root's first word, which
+                // is cached): a fixed loop, no branch on how many lanes are alive.
+                let nx = spill(_mm512_maskz_mov_epi64(alive, nxt));
+                for l in 0..LANES {
                     prefetch(a.addr(nx.0[l] as usize));
-                    am &= am - 1;
                 }
             }
             active = next;
             rounds += 1;
         }
-        // Lanes cut off by the round limit (a corrupt structure) keep their best.
-        let mut left = active;
-        while left != 0 {
-            let l = left.trailing_zeros() as usize;
-            fin[idx.0[l] as usize & (BATCH - 1)] = best.0[l] as u32;
-            left &= left - 1;
-        }
+        // The lanes not yet recorded (and any cut off by the round limit, over a
+        // corrupt structure) keep their best.
+        record(&mut fin, &idx, &best, unrecorded);
         for i in 0..n {
             res[i] = decode(a, fin[i]);
         }

@@ -5,7 +5,8 @@
 //! - `testpmd-io`: dpdk-testpmd in io mode (no lookup at all: the ceiling),
 //! - `l3fwd-lpm6`: DPDK's l3fwd `--lookup=lpm --ipv6`, built at bench time from the
 //!   dpdk-doc examples (offloads the vdevs lack are masked in the build copy), with
-//!   its four built-in routes and one destination prefix (its lookups stay in L1),
+//!   its four built-in routes and one destination prefix (its lookups stay in L1);
+//!   `FWD_BENCH_L3FWD_DIR=DIR` builds it there once and reuses that build,
 //! - `l3fwd-lpm6-table`: the same l3fwd (`--rule_ipv6`) with the <= 128-bit part of
 //!   chainrouted's table and the top 128 bits of chainrouted's destinations: the
 //!   same lookup work on rte_lpm6 (the build copy's LPM6 limits and mbuf pool are
@@ -682,12 +683,23 @@ const L3FWD_MEMORY_MB: &str = "2560";
 /// table needs ~512k groups), and a pool of at least 32768 mbufs (an 8192-frame
 /// capture lives in the pool). None of these change l3fwd's per-packet path.
 fn build_l3fwd(work: &Path) -> Option<PathBuf> {
+    // FWD_BENCH_L3FWD_DIR keeps the build between runs (and lets a machine without
+    // a compiler or DPDK's headers run one built elsewhere): a build found there is
+    // reused as it is.
+    let cache = std::env::var_os("FWD_BENCH_L3FWD_DIR").map(PathBuf::from);
+    if let Some(dir) = &cache {
+        let bin = dir.join("l3fwd/build/l3fwd");
+        if bin.exists() {
+            eprintln!("fwd-bench: using the l3fwd built in {}", dir.display());
+            return Some(bin);
+        }
+    }
     let src = Path::new("/usr/share/dpdk/examples");
     if !src.join("l3fwd/main.c").exists() {
         eprintln!("fwd-bench: /usr/share/dpdk/examples/l3fwd missing (Debian package dpdk-doc): skipping l3fwd");
         return None;
     }
-    let dst = work.join("examples");
+    let dst = cache.unwrap_or_else(|| work.join("examples"));
     std::fs::create_dir_all(&dst).ok();
     let ok = Command::new("cp")
         .arg("-r")
