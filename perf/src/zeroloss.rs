@@ -60,6 +60,10 @@ pub struct SearchResult {
     pub pdr: f64,
     /// Whether the final long trial at the NDR passed.
     pub ndr_confirmed: bool,
+    /// The trial at which the device stopped forwarding altogether (nothing came
+    /// back although earlier trials got through): the search ended there, and its
+    /// NDR and PDR only hold what passed before.
+    pub stalled_at: Option<usize>,
     pub trials: Vec<Trial>,
 }
 
@@ -70,6 +74,7 @@ impl SearchResult {
             "ndr_mpps": m(self.ndr),
             "pdr_mpps": m(self.pdr),
             "ndr_confirmed": self.ndr_confirmed,
+            "dut_stalled_at_trial": self.stalled_at,
             "trials": self.trials.iter().map(|t| json!({"offered_mpps": m(t.rate), "seconds": t.seconds, "loss_ratio": (t.loss_ratio * 1e7).round() / 1e7, "rx_mpps": m(t.rx_rate)})).collect::<Vec<_>>(),
         })
     }
@@ -126,8 +131,19 @@ pub fn search(
     } else {
         spec.max_rate / 2.0
     };
+    // A device that forwarded something once and then nothing at all has stopped (a
+    // crash, a wedged link): bisecting further would only measure a dead device.
+    let stalled = |trials: &[Trial], t: &Trial| {
+        t.rx_rate <= 0.0 && t.rate > 0.0 && trials.iter().any(|e| e.rx_rate > 0.0)
+    };
+    let mut stalled_at = None;
     for _ in 0..spec.max_trials {
         let t = trial(next, spec.trial_seconds);
+        if stalled(&trials, &t) {
+            stalled_at = Some(trials.len());
+            trials.push(t);
+            break;
+        }
         trials.push(t);
         ndr.update(t.rate, t.loss_ratio == 0.0);
         pdr.update(t.rate, t.loss_ratio <= spec.pdr_loss);
@@ -154,10 +170,15 @@ pub fn search(
     // Final: confirm the NDR with a long trial; lower it by the precision step on failure.
     let mut confirmed = false;
     for _ in 0..3 {
-        if ndr.lo < spec.min_rate {
+        if ndr.lo < spec.min_rate || stalled_at.is_some() {
             break;
         }
         let t = trial(ndr.lo, spec.final_seconds);
+        if stalled(&trials, &t) {
+            stalled_at = Some(trials.len());
+            trials.push(t);
+            break;
+        }
         trials.push(t);
         if t.loss_ratio == 0.0 {
             confirmed = true;
@@ -177,6 +198,7 @@ pub fn search(
         },
         pdr: pdr.lo.max(if confirmed { ndr.lo } else { 0.0 }),
         ndr_confirmed: confirmed,
+        stalled_at,
         trials,
     }
 }
@@ -231,6 +253,40 @@ mod tests {
         assert!(guided <= blind, "{guided} > {blind}");
         let r = search(&spec, 0.0, device(5e6, 0.03));
         assert!(r.ndr < 5e6 * 0.97 && r.ndr > 5e6 * 0.8, "{r:?}");
+    }
+
+    #[test]
+    fn a_device_that_stops_forwarding_ends_the_search() {
+        let spec = SearchSpec {
+            max_rate: 20e6,
+            ..Default::default()
+        };
+        // Forwards up to 5 Mpps; from its third trial on, an overload wedges it
+        // for good (as a DUT whose link stalls under overload does).
+        let (mut wedged, mut n) = (false, 0);
+        let r = search(&spec, 0.0, |rate, seconds| {
+            n += 1;
+            wedged |= n >= 3 && rate > 5e6;
+            let rx = if wedged { 0.0 } else { rate.min(5e6) };
+            Trial {
+                rate,
+                seconds,
+                loss_ratio: 1.0 - rx / rate,
+                rx_rate: rx,
+            }
+        });
+        let at = r.stalled_at.expect("the stall is reported");
+        assert_eq!(at, r.trials.len() - 1, "no trial after the stall: {r:?}");
+        assert!(r.trials[..at].iter().any(|t| t.rx_rate > 0.0));
+        assert!(!r.ndr_confirmed && r.ndr <= 5e6, "{r:?}");
+        // A device that never forwarded anything is not "stalled": it just loses.
+        let r = search(&spec, 0.0, |rate, seconds| Trial {
+            rate,
+            seconds,
+            loss_ratio: 1.0,
+            rx_rate: 0.0,
+        });
+        assert_eq!((r.stalled_at, r.ndr), (None, 0.0));
     }
 
     #[test]

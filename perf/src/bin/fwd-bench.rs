@@ -1241,6 +1241,14 @@ fn zero_loss(
                 let tag = format!("{pid}-{n}-{size}-{system}");
                 eprintln!("fwd-bench: zero-loss search, {system}, {n} worker(s), {size} B");
                 let r = run_search_child(system, n, size, &tag, work);
+                // Each result as it comes, so a run cut short still says what it found.
+                match r.get("error").or(r.get("skipped")) {
+                    Some(e) => eprintln!("fwd-bench: {system}, {n} worker(s): {e}"),
+                    None => eprintln!(
+                        "fwd-bench: {system}, {n} worker(s), {size} B: NDR {} Mpps, PDR {} Mpps (generator max {})",
+                        r["ndr_mpps"], r["pdr_mpps"], r["generator_max_mpps"]
+                    ),
+                }
                 results.push(r);
             }
         }
@@ -1535,7 +1543,11 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
     chainroute_perf::traffic::remove_runtime_dir(&dut_prefix);
     let clean = dut_status.map(|s| s.success()).unwrap_or(false);
     let mut out = json!({"system": system, "workers": n, "frame_bytes": size, "generator_max_mpps": (max.rate / 1e3).round() / 1e3, "max_rate_trial": max_json, "dut_exit": dut_status.map(|s| s.to_string()), "dut_clean_exit": clean});
-    if !clean {
+    let stalled = result.as_ref().is_some_and(|r| r.stalled_at.is_some());
+    if stalled {
+        eprintln!("fwd-bench: nothing came back from {system} after an overload trial: the DUT or its memif link stopped forwarding (dut_stalled_at_trial and the DUT's log tail in the JSON)");
+    }
+    if !clean || stalled {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         out["dut_log_tail"] = json!(log.lines().rev().take(10).collect::<Vec<_>>());
     }
