@@ -1170,9 +1170,24 @@ impl Dut {
 }
 
 /// Runs the DUT's dataplane on two memif client ports (in, out) until SIGTERM.
+/// `--dut-serve`'s value: the two memif sockets, the EAL file prefix, then the
+/// DUT's lcore arguments separated by spaces (an lcore list such as `0,2-3` has
+/// commas of its own).
+fn dut_serve_arg(sock_in: &str, sock_out: &str, prefix: &str, lcore_args: &[String]) -> String {
+    format!("{sock_in},{sock_out},{prefix},{}", lcore_args.join(" "))
+}
+
+fn parse_dut_serve_arg(arg: &str) -> Option<(&str, &str, &str, Vec<String>)> {
+    let parts: Vec<&str> = arg.splitn(4, ',').collect();
+    let lcores = parts.get(3)?.split_whitespace().map(String::from).collect();
+    Some((parts[0], parts[1], parts[2], lcores))
+}
+
 fn serve_dut(fib: &Fib, socks: &str) {
-    let parts: Vec<&str> = socks.split(',').collect();
-    let (sock_in, sock_out, prefix) = (parts[0], parts[1], parts[2]);
+    let (sock_in, sock_out, prefix, lcore_args) = parse_dut_serve_arg(socks).unwrap_or_else(|| {
+        eprintln!("fwd-bench dut: --dut-serve {socks:?}: expected IN,OUT,PREFIX,LCORE ARGS");
+        std::process::exit(2)
+    });
     let mut eal: Vec<String> = vec![
         "--no-huge".into(),
         "--no-pci".into(),
@@ -1182,7 +1197,7 @@ fn serve_dut(fib: &Fib, socks: &str) {
         prefix.into(),
         "--log-level=error".into(),
     ];
-    eal.extend(parts[3..].iter().map(|s| s.to_string()));
+    eal.extend(lcore_args);
     install_signal_counter();
     let config = DataplaneConfig {
         eal_args: eal,
@@ -1414,10 +1429,7 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
             c.arg("--prefixes")
                 .arg(&args.prefixes)
                 .arg("--dut-serve")
-                .arg(format!(
-                    "{sock_in},{sock_out},{dut_prefix},{}",
-                    dut_lcores.join(",")
-                ));
+                .arg(dut_serve_arg(&sock_in, &sock_out, &dut_prefix, &dut_lcores));
             c.env_remove("FWD_BENCH_GEN");
             c
         }
@@ -1471,7 +1483,13 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
     if !engine.wait_links(Duration::from_secs(60)) {
         let _ = dut.stop();
         engine.close();
-        fail(format!("{system}: memif links did not come up"));
+        // The DUT's own words say why (an EAL or config error, most often).
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        fail(format!(
+            "{system}: memif links did not come up; the DUT's log ends: {:?}",
+            tail.into_iter().rev().collect::<Vec<_>>()
+        ));
     }
     std::thread::sleep(Duration::from_millis(300));
     let mut mix = MixConfig::new(table.iter().map(|(p, _)| *p).collect());
@@ -1562,6 +1580,22 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dut_gets_its_lcore_list_whole() {
+        // On a machine with more than 2n cores the DUT's list has commas ("0,2"),
+        // which once split into stray EAL arguments.
+        let lcores: Vec<String> = ["-l", "0,5-8", "--main-lcore", "0"]
+            .map(String::from)
+            .to_vec();
+        let arg = dut_serve_arg("/run/a.sock", "/run/b.sock", "fb-dut-1", &lcores);
+        let (i, o, p, l) = parse_dut_serve_arg(&arg).unwrap();
+        assert_eq!(
+            (i, o, p, l),
+            ("/run/a.sock", "/run/b.sock", "fb-dut-1", lcores)
+        );
+        assert!(parse_dut_serve_arg("only,two").is_none());
+    }
 
     #[test]
     fn l3fwd_rules_hold_the_le128_routes_and_split_the_default() {
