@@ -464,7 +464,6 @@ mod avx512 {
     #[inline(always)]
     pub fn available() -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
             && super::fast::available()
@@ -524,9 +523,7 @@ mod avx512 {
         *f = tmp;
     }
 
-    #[target_feature(
-        enable = "avx512f,avx512dq,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi1,bmi2,lzcnt"
-    )]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi1,bmi2,lzcnt")]
     pub fn bulk(a: &Arena, keys: &[Address], res: &mut [Option<u32>]) {
         for (k, r) in keys.chunks(BATCH).zip(res.chunks_mut(BATCH)) {
             chunk(a, k, r);
@@ -589,9 +586,7 @@ mod avx512 {
         _mm512_and_si512(_mm512_add_epi64(node, off), amask)
     }
 
-    #[target_feature(
-        enable = "avx512f,avx512dq,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi1,bmi2,lzcnt"
-    )]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt,bmi1,bmi2,lzcnt")]
     fn chunk(a: &Arena, keys: &[Address], res: &mut [Option<u32>]) {
         let n = keys.len().min(res.len()).min(BATCH);
         let default = a.get(DEFAULT_WORD) as u32;

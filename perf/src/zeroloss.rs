@@ -11,6 +11,7 @@
 //!
 //! The trial itself is a closure, so the search is tested without DPDK.
 
+use crate::stats::round3;
 use serde_json::json;
 
 /// What the search needs.
@@ -69,7 +70,7 @@ pub struct SearchResult {
 
 impl SearchResult {
     pub fn to_json(&self) -> serde_json::Value {
-        let m = |x: f64| (x / 1e3).round() / 1e3;
+        let m = |x: f64| round3(x / 1e6);
         json!({
             "ndr_mpps": m(self.ndr),
             "pdr_mpps": m(self.pdr),

@@ -700,6 +700,11 @@ fn build_l3fwd(work: &Path) -> Option<PathBuf> {
         return None;
     }
     let dst = cache.unwrap_or_else(|| work.join("examples"));
+    // A copy left by a build that failed would take `cp -r` into a subfolder and
+    // keep its edited sources: start from the pristine example every time.
+    for sub in ["l3fwd", "common"] {
+        std::fs::remove_dir_all(dst.join(sub)).ok();
+    }
     std::fs::create_dir_all(&dst).ok();
     let ok = Command::new("cp")
         .arg("-r")
@@ -1170,6 +1175,16 @@ impl Dut {
 }
 
 /// Runs the DUT's dataplane on two memif client ports (in, out) until SIGTERM.
+/// The last `n` lines of a log, in order.
+fn log_tail(path: &Path, n: usize) -> Vec<String> {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
 /// `--dut-serve`'s value: the two memif sockets, the EAL file prefix, then the
 /// DUT's lcore arguments separated by spaces (an lcore list such as `0,2-3` has
 /// commas of its own).
@@ -1484,11 +1499,9 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
         let _ = dut.stop();
         engine.close();
         // The DUT's own words say why (an EAL or config error, most often).
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(5).collect();
         fail(format!(
             "{system}: memif links did not come up; the DUT's log ends: {:?}",
-            tail.into_iter().rev().collect::<Vec<_>>()
+            log_tail(&log_path, 5)
         ));
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -1560,14 +1573,13 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
     chainroute_perf::traffic::remove_runtime_dir(&format!("fb-gen-{tag}"));
     chainroute_perf::traffic::remove_runtime_dir(&dut_prefix);
     let clean = dut_status.map(|s| s.success()).unwrap_or(false);
-    let mut out = json!({"system": system, "workers": n, "frame_bytes": size, "generator_max_mpps": (max.rate / 1e3).round() / 1e3, "max_rate_trial": max_json, "dut_exit": dut_status.map(|s| s.to_string()), "dut_clean_exit": clean});
+    let mut out = json!({"system": system, "workers": n, "frame_bytes": size, "generator_max_mpps": round3(max.rate / 1e6), "max_rate_trial": max_json, "dut_exit": dut_status.map(|s| s.to_string()), "dut_clean_exit": clean});
     let stalled = result.as_ref().is_some_and(|r| r.stalled_at.is_some());
     if stalled {
         eprintln!("fwd-bench: nothing came back from {system} after an overload trial: the DUT or its memif link stopped forwarding (dut_stalled_at_trial and the DUT's log tail in the JSON)");
     }
     if !clean || stalled {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        out["dut_log_tail"] = json!(log.lines().rev().take(10).collect::<Vec<_>>());
+        out["dut_log_tail"] = json!(log_tail(&log_path, 10));
     }
     if let Some(r) = result {
         for (k, v) in r.to_json().as_object().unwrap() {
