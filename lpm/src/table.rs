@@ -317,6 +317,18 @@ enum RangeEdit {
     RemoveChild { x: u64 },
 }
 
+/// Buffers for [`Lpm::range_edit`], kept between updates so that the common
+/// update allocates nothing.
+#[derive(Default)]
+struct EditScratch {
+    children: Vec<(u64, u32)>,
+    locals: Vec<Local>,
+    groups: Vec<(u64, std::ops::Range<usize>)>,
+    pieces: Vec<Piece>,
+    open: Vec<(u128, u32)>,
+    outs: Vec<u32>,
+}
+
 /// A node layout under consideration: width, its locals, the deeper items grouped
 /// by chunk, and the pieces.
 struct Plan {
@@ -394,66 +406,70 @@ impl Plan {
 /// (or the end of the current one). Nodes on the update path hold up to a few
 /// dozen locals; sorting their cuts was most of the cost of an update.
 fn pieces(w: u32, locals: &mut [Local], groups: &[(u64, std::ops::Range<usize>)]) -> Vec<Piece> {
+    let mut out = Vec::with_capacity(2 * (locals.len() + groups.len()) + 1);
+    pieces_into(w, locals, groups, &mut out, &mut Vec::new());
+    out
+}
+
+/// [`pieces`] into `out` (cleared first), with `open` as working space: both keep
+/// their allocations for the next call.
+fn pieces_into(
+    w: u32,
+    locals: &mut [Local],
+    groups: &[(u64, std::ops::Range<usize>)],
+    out: &mut Vec<Piece>,
+    open: &mut Vec<(u128, u32)>,
+) {
     locals.sort_unstable_by_key(|l| (l.start, l.rel));
     let lim: u128 = 1u128 << w;
-    let mut out: Vec<Piece> = Vec::with_capacity(2 * (locals.len() + groups.len()) + 1);
-    // Open locals, innermost last: at most one per relative length 0..=w.
-    let mut stack = [0usize; 65];
-    let mut depth = 0;
+    out.clear();
+    // The open locals as (end, exclusive; value), innermost last.
+    open.clear();
     let (mut li, mut gi) = (0, 0);
-    // The end (exclusive) of the child point being swept, if any.
-    let mut child_end: Option<u128> = None;
     let mut b: u128 = 0;
     loop {
-        while depth > 0 && locals[stack[depth - 1]].end(w) < b {
-            depth -= 1;
+        while open.last().is_some_and(|&(end, _)| end <= b) {
+            open.pop();
         }
         while li < locals.len() && locals[li].start as u128 == b {
-            stack[depth] = li;
-            depth += 1;
+            open.push((locals[li].end(w) + 1, locals[li].value));
             li += 1;
         }
-        if child_end == Some(b) {
-            child_end = None;
-        }
-        let value = match depth {
-            0 => NONE,
-            _ => locals[stack[depth - 1]].value,
-        };
-        let group = if gi < groups.len() && groups[gi].0 as u128 == b {
-            gi += 1;
-            child_end = Some(b + 1);
-            Some(gi - 1)
-        } else {
-            None
-        };
-        let merge = group.is_none()
-            && out
-                .last()
-                .is_some_and(|q| q.group.is_none() && q.value == value);
-        if !merge {
+        let value = open.last().map_or(NONE, |&(_, v)| v);
+        let mut next = lim;
+        if gi < groups.len() && groups[gi].0 as u128 == b {
+            // A child point is a piece of one chunk.
             out.push(Piece {
                 start: b as u64,
                 value,
-                group,
+                group: Some(gi),
             });
-        }
-        // The next cut: every candidate is past `b`.
-        let mut next = lim;
-        if li < locals.len() {
-            next = next.min(locals[li].start as u128);
-        }
-        if depth > 0 {
-            next = next.min(locals[stack[depth - 1]].end(w) + 1);
-        }
-        if gi < groups.len() {
-            next = next.min(groups[gi].0 as u128);
-        }
-        if let Some(e) = child_end {
-            next = next.min(e);
+            gi += 1;
+            next = b + 1;
+        } else {
+            if !out
+                .last()
+                .is_some_and(|q| q.group.is_none() && q.value == value)
+            {
+                out.push(Piece {
+                    start: b as u64,
+                    value,
+                    group: None,
+                });
+            }
+            // The next cut: every candidate is past `b`.
+            if li < locals.len() {
+                next = next.min(locals[li].start as u128);
+            }
+            if let Some(&(end, _)) = open.last() {
+                next = next.min(end);
+            }
+            if gi < groups.len() {
+                next = next.min(groups[gi].0 as u128);
+            }
         }
         if next >= lim {
-            return out;
+            return;
         }
         b = next;
     }
@@ -489,6 +505,9 @@ pub struct Lpm {
     retired: VecDeque<(u64, Vec<(u32, u8)>)>,
     retired_arenas: VecDeque<(u64, Retired)>,
     ops_since_reclaim: u32,
+    /// Emptied block lists, for `pending` to reuse.
+    spare_lists: Vec<Vec<(u32, u8)>>,
+    scratch: EditScratch,
 }
 
 impl Default for Lpm {
@@ -538,6 +557,8 @@ impl Lpm {
             pending_arenas: Vec::new(),
             retired: VecDeque::new(),
             retired_arenas: VecDeque::new(),
+            spare_lists: Vec::new(),
+            scratch: EditScratch::default(),
             ops_since_reclaim: 0,
         }
     }
@@ -996,8 +1017,9 @@ impl Lpm {
         if !self.pending.is_empty() || !self.pending_arenas.is_empty() {
             let e = self.shared.qsbr.advance();
             if !self.pending.is_empty() {
-                self.retired
-                    .push_back((e, std::mem::take(&mut self.pending)));
+                let next = self.spare_lists.pop().unwrap_or_default();
+                let blocks = std::mem::replace(&mut self.pending, next);
+                self.retired.push_back((e, blocks));
             }
             for r in self.pending_arenas.drain(..) {
                 self.retired_arenas.push_back((e, r));
@@ -1017,9 +1039,13 @@ impl Lpm {
         }
         let done = self.shared.qsbr.completed();
         while self.retired.front().is_some_and(|(e, _)| *e <= done) {
-            let (_, blocks) = self.retired.pop_front().unwrap();
-            for (off, c) in blocks {
+            let (_, mut blocks) = self.retired.pop_front().unwrap();
+            for (off, c) in blocks.drain(..) {
                 self.alloc.give_back(off as usize, c as usize);
+            }
+            // Kept for later operations' lists: saves an allocation per update.
+            if self.spare_lists.len() < 64 {
+                self.spare_lists.push(blocks);
             }
         }
         while self.retired_arenas.front().is_some_and(|(e, _)| *e <= done) {
@@ -1476,6 +1502,27 @@ impl Lpm {
     /// items. The caller then rebuilds. This is the common update (about 60 % of
     /// rebuilds on the RouteViews-based mix).
     fn range_edit(&mut self, o: u32, d: u16, edit: RangeEdit) -> Option<u32> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let c = self.range_edit_in(o, d, edit, &mut scratch);
+        self.scratch = scratch;
+        c
+    }
+
+    fn range_edit_in(
+        &mut self,
+        o: u32,
+        d: u16,
+        edit: RangeEdit,
+        scratch: &mut EditScratch,
+    ) -> Option<u32> {
+        let EditScratch {
+            children,
+            locals,
+            groups,
+            pieces,
+            open,
+            outs,
+        } = scratch;
         let node = node_word(o);
         let h = self.a().get(node);
         let (w, nb) = range_params(h);
@@ -1483,7 +1530,7 @@ impl Lpm {
         let mask = u64::MAX >> (64 - w);
         let base = (node + 1 + bound_words(w, nb)) * 2;
         // Children as (chunk, outcome) in chunk order; a child's piece is its chunk.
-        let mut children: Vec<(u64, u32)> = Vec::with_capacity(nb + 2);
+        children.clear();
         for i in 0..=nb {
             let c = self.get_out(base + i);
             if is_node(c) {
@@ -1498,7 +1545,7 @@ impl Lpm {
                 children.push((start, c));
             }
         }
-        let mut locals: Vec<Local> = Vec::with_capacity(RANGE_BOUND_WORDS * 8 + 1);
+        locals.clear();
         locals.extend_from_slice(self.locals.get(locals_id(h)));
         // Chunks whose covering value may change (their children's inherited value
         // with it), and the new child's prefix.
@@ -1545,12 +1592,9 @@ impl Lpm {
         {
             return None;
         }
-        let groups: Vec<(u64, std::ops::Range<usize>)> = children
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.0, i..i + 1))
-            .collect();
-        let pieces = pieces(w, &mut locals, &groups);
+        groups.clear();
+        groups.extend(children.iter().enumerate().map(|(i, c)| (c.0, i..i + 1)));
+        pieces_into(w, locals, groups, pieces, open);
         // The result must fit one line at this width, or (a node that already did
         // not) still fit this width's two lines: a node only changes width when the
         // builder plans it from its items again.
@@ -1565,8 +1609,8 @@ impl Lpm {
         if !fits {
             return None;
         }
-        let mut outs = Vec::with_capacity(pieces.len());
-        for p in &pieces {
+        outs.clear();
+        for p in pieces.iter() {
             outs.push(match p.group {
                 None => p.value,
                 Some(g) => match children[g] {
@@ -1579,7 +1623,7 @@ impl Lpm {
                 },
             });
         }
-        let c = self.emit_range(w, &pieces, &outs, &locals, inherited(h));
+        let c = self.emit_range(w, pieces, outs, locals, inherited(h));
         self.free_node(o);
         Some(c)
     }
