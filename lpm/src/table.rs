@@ -694,6 +694,7 @@ impl Lpm {
     /// Applies a batch in order; one grace period covers all of it. Returns how
     /// many updates changed the table.
     pub fn apply(&mut self, batch: &[Update]) -> usize {
+        self.warm_paths(batch);
         let mut changed = 0;
         for u in batch {
             let did = match *u {
@@ -705,6 +706,27 @@ impl Lpm {
         }
         self.finish_op();
         changed
+    }
+
+    /// Brings the lines a batch's updates will walk into the cache, with the bulk
+    /// lookup over their prefixes' addresses: it overlaps the misses of many walks,
+    /// which the updates would take one after another (each walk is a chain of
+    /// dependent loads). Worth it from a handful of updates on.
+    fn warm_paths(&self, batch: &[Update]) {
+        if batch.len() < 8 {
+            return;
+        }
+        let mut keys = [Address([0; 32]); lookup::BATCH];
+        let mut out = [None; lookup::BATCH];
+        for chunk in batch.chunks(lookup::BATCH) {
+            for (k, u) in keys.iter_mut().zip(chunk) {
+                *k = match u {
+                    Update::Insert(p, _) | Update::Replace(p, _) | Update::Remove(p) => p.addr(),
+                };
+            }
+            let n = chunk.len();
+            lookup::lookup_bulk(self.a(), &keys[..n], &mut out[..n]);
+        }
     }
 
     /// The next hop of exactly `prefix`.
