@@ -1,10 +1,11 @@
 //! The large correctness check: a table of more than 600,000 prefixes with deep
 //! nesting, a default route and /256 host routes, and 200,000+ keys, each answered
-//! by every lookup kernel and compared with a naive per-length reference.
+//! by every lookup kernel and compared with a naive per-length reference; and the
+//! update path on that shape of table, one call at a time and in batches.
 
 mod common;
 
-use chainroute_lpm::{Config, Lpm};
+use chainroute_lpm::{Config, Lpm, Update};
 use chainroute_wire::{Address, Prefix};
 use common::Rng;
 use std::collections::HashMap;
@@ -218,4 +219,78 @@ fn dense_and_sparse_layouts_agree() {
         assert_eq!(a.lookup(&k), want, "{k}");
         assert_eq!(b.lookup(&k), want, "{k}");
     }
+}
+
+#[test]
+fn updates_on_the_big_table_against_the_reference() {
+    // The update path on a realistic shape: removes of present prefixes and inserts
+    // of new ones 0-8 bits inside a present one, one call each and in batches
+    // (`apply` warms the batch's paths first), then the table is checked and
+    // answers keys in and around every prefix touched as a rebuilt reference does.
+    let mut rng = Rng(5);
+    let mut prefixes = table(&mut rng);
+    prefixes.truncate(300_000);
+    let mut t = Lpm::from_prefixes(prefixes.iter().copied());
+    let mut present: HashMap<Prefix, u32> = prefixes.iter().copied().collect();
+    let mut list: Vec<Prefix> = prefixes.iter().map(|x| x.0).collect();
+    let mut touched: Vec<Prefix> = Vec::new();
+    let mut batch: Vec<Update> = Vec::new();
+    for i in 0..40_000u32 {
+        let u = if i % 2 == 0 {
+            let p = list.swap_remove(rng.below(list.len() as u64) as usize);
+            present.remove(&p);
+            Update::Remove(p)
+        } else {
+            let parent = list[rng.below(list.len() as u64) as usize];
+            let len = (parent.len() + rng.below(9) as u16).min(256);
+            let p = Prefix::new(rng.inside(&parent).masked(len), len).unwrap();
+            if present.insert(p, i).is_none() {
+                list.push(p);
+            }
+            Update::Insert(p, i)
+        };
+        touched.push(match u {
+            Update::Insert(p, _) | Update::Remove(p) | Update::Replace(p, _) => p,
+        });
+        if i < 20_000 {
+            match u {
+                Update::Insert(p, v) => {
+                    t.insert(p, v);
+                }
+                Update::Remove(p) => {
+                    t.remove(&p);
+                }
+                Update::Replace(p, v) => {
+                    t.replace(&p, v);
+                }
+            }
+        } else {
+            batch.push(u);
+            if batch.len() == 64 {
+                t.apply(&batch);
+                batch.clear();
+            }
+        }
+    }
+    t.apply(&batch);
+    t.check().unwrap();
+    assert_eq!(t.len(), present.len());
+    let now: Vec<(Prefix, u32)> = present.into_iter().collect();
+    let reference = Reference::new(&now);
+    let mut bad = 0;
+    for p in &touched {
+        for k in [p.addr(), p.last(), rng.inside(p)] {
+            let want = reference.lookup(&k);
+            if t.lookup(&k) != want {
+                bad += 1;
+                if bad < 5 {
+                    eprintln!("{k} (around {p}): want {want:?}, got {:?}", t.lookup(&k));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        bad, 0,
+        "{bad} keys around updated prefixes answered wrongly"
+    );
 }
