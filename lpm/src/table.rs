@@ -403,8 +403,8 @@ impl Plan {
 /// either nest or do not meet), so with locals in (start, rel) order the
 /// innermost open one always ends first, and the next cut is the least of the
 /// next local's start, the innermost open local's end, and the next child point
-/// (or the end of the current one). Nodes on the update path hold up to a few
-/// dozen locals; sorting their cuts was most of the cost of an update.
+/// (or, at a child point, the chunk after it). This runs on every RANGE edit;
+/// sorting the cuts made it a large part of an update's cost.
 fn pieces(w: u32, locals: &mut [Local], groups: &[(u64, std::ops::Range<usize>)]) -> Vec<Piece> {
     let mut out = Vec::with_capacity(2 * (locals.len() + groups.len()) + 1);
     pieces_into(w, locals, groups, &mut out, &mut Vec::new());
