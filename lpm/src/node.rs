@@ -227,6 +227,32 @@ pub const fn bound_words(w: u32, nb: usize) -> usize {
     (nb * w as usize).div_ceil(64)
 }
 
+/// Words a RANGE node of `nb` bounds of `w` bits uses: header, bounds, outcomes.
+#[inline(always)]
+pub const fn range_words(w: u32, nb: usize) -> usize {
+    1 + bound_words(w, nb) + (nb + 1).div_ceil(2)
+}
+
+/// Whether `nb` bounds of `w` bits fit a RANGE node (at most two lines).
+#[inline(always)]
+pub const fn range_fits(w: u32, nb: usize) -> bool {
+    bound_words(w, nb) <= RANGE_BOUND_WORDS
+}
+
+/// Whether such a RANGE node is one 64-byte line.
+#[inline(always)]
+pub const fn range_one_line(w: u32, nb: usize) -> bool {
+    range_fits(w, nb) && range_words(w, nb) <= 8
+}
+
+/// Bound `i` of `w` bits from a RANGE node's bound words (`bounds[j]` = word
+/// `1 + j` of the node), packed low lane first.
+#[inline(always)]
+pub const fn unpack_bound(word: u64, w: u32, i: usize) -> u64 {
+    let lanes = (64 / w) as usize;
+    (word >> (w as usize * (i % lanes))) & (u64::MAX >> (64 - w))
+}
+
 /// `MASKS[end][i]`: the bits of address word `i` (big-endian words, bit 0 = most
 /// significant) that lie in `[0, end)`.
 pub static MASKS: [[u64; 4]; 257] = masks();

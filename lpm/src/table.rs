@@ -382,17 +382,12 @@ impl Plan {
         self.pieces.len() - 1
     }
 
-    /// Words of a RANGE node for this plan.
-    fn range_words(&self) -> usize {
-        1 + bound_words(self.w, self.bounds()) + self.pieces.len().div_ceil(2)
-    }
-
     fn fits_range(&self) -> bool {
-        bound_words(self.w, self.bounds()) <= RANGE_BOUND_WORDS
+        range_fits(self.w, self.bounds())
     }
 
     fn one_line(&self) -> bool {
-        self.fits_range() && self.range_words() <= 8
+        range_one_line(self.w, self.bounds())
     }
 }
 
@@ -1004,7 +999,7 @@ impl Lpm {
             TY_RANGE => {
                 let (w, nb) = range_params(h);
                 // Every node but SKIP4 starts a line of its own.
-                (1 + bound_words(w, nb) + (nb + 1).div_ceil(2)).max(8)
+                range_words(w, nb).max(8)
             }
             _ => SKIP_WORDS,
         }
@@ -1302,7 +1297,7 @@ impl Lpm {
         let nb = pieces.len() - 1;
         let bw = bound_words(w, nb);
         let lanes = (64 / w) as usize;
-        let words = 1 + bw + pieces.len().div_ceil(2);
+        let words = range_words(w, nb);
         let id = self.new_locals_id(locals);
         // Every node but SKIP4 starts a line of its own.
         let off = self.alloc(words.max(8));
@@ -1480,14 +1475,11 @@ impl Lpm {
         let h = a.get(node);
         let locals: &[Local] = self.locals.get(locals_id(h));
         let (w, nb) = range_params(h);
-        let lanes = (64 / w) as usize;
-        let mask = u64::MAX >> (64 - w);
         let base = (node + 1 + bound_words(w, nb)) * 2;
         let mut out = Vec::with_capacity(nb + 1);
         out.push((0u64, base));
         for i in 0..nb {
-            let b = (a.get(node + 1 + i / lanes) >> (w as usize * (i % lanes))) & mask;
-            out.push((b, base + i + 1));
+            out.push((self.range_bound(node, w, i), base + i + 1));
         }
         (w, out, locals)
     }
@@ -1500,13 +1492,17 @@ impl Lpm {
         let node = node_word(o);
         let h = a.get(node);
         let (w, nb) = range_params(h);
-        let lanes = (64 / w) as usize;
-        let mask = u64::MAX >> (64 - w);
         let mut i = 0;
-        while i < nb && (a.get(node + 1 + i / lanes) >> (w as usize * (i % lanes))) & mask <= x {
+        while i < nb && self.range_bound(node, w, i) <= x {
             i += 1;
         }
         (node + 1 + bound_words(w, nb)) * 2 + i
+    }
+
+    /// Bound `i` of the RANGE node at word `node` (of width `w`).
+    #[inline(always)]
+    fn range_bound(&self, node: usize, w: u32, i: usize) -> u64 {
+        unpack_bound(self.a().get(node + 1 + i / (64 / w) as usize), w, i)
     }
 
     /// The locals of RANGE node `o`.
@@ -1549,8 +1545,6 @@ impl Lpm {
         let node = node_word(o);
         let h = self.a().get(node);
         let (w, nb) = range_params(h);
-        let lanes = (64 / w) as usize;
-        let mask = u64::MAX >> (64 - w);
         let base = (node + 1 + bound_words(w, nb)) * 2;
         // Children as (chunk, outcome) in chunk order; a child's piece is its chunk.
         children.clear();
@@ -1559,11 +1553,7 @@ impl Lpm {
             if is_node(c) {
                 let start = match i {
                     0 => 0,
-                    _ => {
-                        (self.a().get(node + 1 + (i - 1) / lanes)
-                            >> (w as usize * ((i - 1) % lanes)))
-                            & mask
-                    }
+                    _ => self.range_bound(node, w, i - 1),
                 };
                 children.push((start, c));
             }
@@ -1621,13 +1611,9 @@ impl Lpm {
         // The result must fit one line at this width, or (a node that already did
         // not) still fit this width's two lines: a node only changes width when the
         // builder plans it from its items again.
-        let one_line = |nb: usize| {
-            let bw = bound_words(w, nb);
-            bw <= RANGE_BOUND_WORDS && 1 + bw + (nb + 1).div_ceil(2) <= 8
-        };
-        let fits = match one_line(nb) {
-            true => one_line(pieces.len() - 1),
-            false => bound_words(w, pieces.len() - 1) <= RANGE_BOUND_WORDS,
+        let fits = match range_one_line(w, nb) {
+            true => range_one_line(w, pieces.len() - 1),
+            false => range_fits(w, pieces.len() - 1),
         };
         if !fits {
             return None;
@@ -2099,7 +2085,7 @@ impl Lpm {
                 TY_RANGE => {
                     let (w, nb) = range_params(h);
                     c[1 + w.trailing_zeros() as usize - 3] += 1;
-                    if 1 + bound_words(w, nb) + (nb + 1).div_ceil(2) <= 8 {
+                    if range_one_line(w, nb) {
                         c[5] += 1;
                     }
                 }

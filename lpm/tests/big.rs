@@ -236,40 +236,35 @@ fn updates_on_the_big_table_against_the_reference() {
     let mut touched: Vec<Prefix> = Vec::new();
     let mut batch: Vec<Update> = Vec::new();
     for i in 0..40_000u32 {
-        let u = if i % 2 == 0 {
+        // The first half one call per update (checking what each returns), the
+        // rest in batches of 64.
+        let one_by_one = i < 20_000;
+        let p = if i % 2 == 0 {
             let p = list.swap_remove(rng.below(list.len() as u64) as usize);
-            present.remove(&p);
-            Update::Remove(p)
+            let old = present.remove(&p);
+            match one_by_one {
+                true => assert_eq!(t.remove(&p), old, "remove {p}"),
+                false => batch.push(Update::Remove(p)),
+            }
+            p
         } else {
             let parent = list[rng.below(list.len() as u64) as usize];
             let len = (parent.len() + rng.below(9) as u16).min(256);
             let p = Prefix::new(rng.inside(&parent).masked(len), len).unwrap();
-            if present.insert(p, i).is_none() {
+            let old = present.insert(p, i);
+            if old.is_none() {
                 list.push(p);
             }
-            Update::Insert(p, i)
+            match one_by_one {
+                true => assert_eq!(t.insert(p, i), old, "insert {p}"),
+                false => batch.push(Update::Insert(p, i)),
+            }
+            p
         };
-        touched.push(match u {
-            Update::Insert(p, _) | Update::Remove(p) | Update::Replace(p, _) => p,
-        });
-        if i < 20_000 {
-            match u {
-                Update::Insert(p, v) => {
-                    t.insert(p, v);
-                }
-                Update::Remove(p) => {
-                    t.remove(&p);
-                }
-                Update::Replace(p, v) => {
-                    t.replace(&p, v);
-                }
-            }
-        } else {
-            batch.push(u);
-            if batch.len() == 64 {
-                t.apply(&batch);
-                batch.clear();
-            }
+        touched.push(p);
+        if batch.len() == 64 {
+            t.apply(&batch);
+            batch.clear();
         }
     }
     t.apply(&batch);

@@ -1174,7 +1174,6 @@ impl Dut {
     }
 }
 
-/// Runs the DUT's dataplane on two memif client ports (in, out) until SIGTERM.
 /// The last `n` lines of a log, in order.
 fn log_tail(path: &Path, n: usize) -> Vec<String> {
     let log = std::fs::read_to_string(path).unwrap_or_default();
@@ -1198,6 +1197,7 @@ fn parse_dut_serve_arg(arg: &str) -> Option<(&str, &str, &str, Vec<String>)> {
     Some((parts[0], parts[1], parts[2], lcores))
 }
 
+/// Runs the DUT's dataplane on two memif client ports (in, out) until SIGTERM.
 fn serve_dut(fib: &Fib, socks: &str) {
     let (sock_in, sock_out, prefix, lcore_args) = parse_dut_serve_arg(socks).unwrap_or_else(|| {
         eprintln!("fwd-bench dut: --dut-serve {socks:?}: expected IN,OUT,PREFIX,LCORE ARGS");
