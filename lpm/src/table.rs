@@ -157,6 +157,14 @@ struct Local {
 }
 
 impl Local {
+    /// Last chunk the prefix covers (its low `w - rel` bits set).
+    fn last(&self, w: u32) -> u64 {
+        self.start
+            | u64::MAX
+                .checked_shr(64 - (w - self.rel as u32))
+                .unwrap_or(0)
+    }
+
     /// Last chunk the prefix covers, as u128 (a 64-bit chunk space ends at 2^64).
     fn end(&self, w: u32) -> u128 {
         self.start as u128 + (1u128 << (w - self.rel as u32)) - 1
@@ -325,39 +333,45 @@ struct EditScratch {
     locals: Vec<Local>,
     groups: Vec<(u64, std::ops::Range<usize>)>,
     pieces: Vec<Piece>,
-    open: Vec<(u128, u32)>,
+    open: Vec<(u64, u32)>,
     outs: Vec<u32>,
 }
 
 /// A node layout under consideration: width, its locals, the deeper items grouped
 /// by chunk, and the pieces.
+#[derive(Default)]
 struct Plan {
     w: u32,
     locals: Vec<Local>,
     deeper: Vec<Item>,
     groups: Vec<(u64, std::ops::Range<usize>)>,
     pieces: Vec<Piece>,
+    /// Working space of the piece sweep.
+    open: Vec<(u64, u32)>,
 }
 
 impl Plan {
-    /// Lays out `items` (sorted) as a node of width `w` at depth `d`.
-    fn new(d: u16, w: u32, items: &[Item]) -> Plan {
-        // Sized up front: on the update path these vectors are rebuilt per update.
-        let mut locals = Vec::with_capacity(items.len());
-        let mut deeper = Vec::with_capacity(items.len());
+    /// Lays out `items` (sorted) as a node of width `w` at depth `d`, in this
+    /// plan's vectors (cleared first: the writer recycles plans, see
+    /// [`Lpm::plan`], so a rebuild on the update path allocates nothing).
+    fn lay_out(&mut self, d: u16, w: u32, items: &[Item]) {
+        self.w = w;
+        self.locals.clear();
+        self.deeper.clear();
         for it in items {
             if !it.sub && it.len <= d + w as u16 {
                 let rel = (it.len - d) as u8;
-                locals.push(Local {
+                self.locals.push(Local {
                     start: chunk(&it.addr, d as usize, w),
                     rel,
                     value: it.payload,
                 });
             } else {
-                deeper.push(*it);
+                self.deeper.push(*it);
             }
         }
-        let mut groups = Vec::with_capacity(deeper.len());
+        self.groups.clear();
+        let deeper = &self.deeper;
         let mut s = 0;
         while s < deeper.len() {
             let x = chunk(&deeper[s].addr, d as usize, w);
@@ -365,17 +379,25 @@ impl Plan {
             while t < deeper.len() && chunk(&deeper[t].addr, d as usize, w) == x {
                 t += 1;
             }
-            groups.push((x, s..t));
+            self.groups.push((x, s..t));
             s = t;
         }
-        let pieces = pieces(w, &mut locals, &groups);
-        Plan {
+        pieces_into(
             w,
-            locals,
-            deeper,
-            groups,
-            pieces,
-        }
+            &mut self.locals,
+            &self.groups,
+            &mut self.pieces,
+            &mut self.open,
+        );
+    }
+
+    /// Small enough to keep for reuse (plans of the initial build can be huge).
+    fn worth_keeping(&self) -> bool {
+        self.deeper
+            .capacity()
+            .max(self.locals.capacity())
+            .max(self.pieces.capacity())
+            <= 1024
     }
 
     fn bounds(&self) -> usize {
@@ -400,6 +422,7 @@ impl Plan {
 /// next local's start, the innermost open local's end, and the next child point
 /// (or, at a child point, the chunk after it). This runs on every RANGE edit;
 /// sorting the cuts made it a large part of an update's cost.
+#[cfg(test)]
 fn pieces(w: u32, locals: &mut [Local], groups: &[(u64, std::ops::Range<usize>)]) -> Vec<Piece> {
     let mut out = Vec::with_capacity(2 * (locals.len() + groups.len()) + 1);
     pieces_into(w, locals, groups, &mut out, &mut Vec::new());
@@ -408,65 +431,69 @@ fn pieces(w: u32, locals: &mut [Local], groups: &[(u64, std::ops::Range<usize>)]
 
 /// [`pieces`] into `out` (cleared first), with `open` as working space: both keep
 /// their allocations for the next call.
+///
+/// All in u64 (a 64-bit chunk space has no room for an exclusive end): a cut is
+/// carried as the chunk before it, `cut - 1`. Every cut lies past `b >= 0`, so
+/// `cut - 1` never wraps, and u64::MAX is free to mean "no cut ahead".
 fn pieces_into(
     w: u32,
     locals: &mut [Local],
     groups: &[(u64, std::ops::Range<usize>)],
     out: &mut Vec<Piece>,
-    open: &mut Vec<(u128, u32)>,
+    open: &mut Vec<(u64, u32)>,
 ) {
     locals.sort_unstable_by_key(|l| (l.start, l.rel));
-    let lim: u128 = 1u128 << w;
+    let last = u64::MAX >> (64 - w);
     out.clear();
-    // The open locals as (end, exclusive; value), innermost last.
+    // The open locals as (last chunk, value), innermost last.
     open.clear();
     let (mut li, mut gi) = (0, 0);
-    let mut b: u128 = 0;
+    let mut b = 0u64;
     loop {
-        while open.last().is_some_and(|&(end, _)| end <= b) {
+        while open.last().is_some_and(|&(end, _)| end < b) {
             open.pop();
         }
-        while li < locals.len() && locals[li].start as u128 == b {
-            open.push((locals[li].end(w) + 1, locals[li].value));
+        while li < locals.len() && locals[li].start == b {
+            open.push((locals[li].last(w), locals[li].value));
             li += 1;
         }
         let value = open.last().map_or(NONE, |&(_, v)| v);
-        let mut next = lim;
-        if gi < groups.len() && groups[gi].0 as u128 == b {
+        // The next cut, as the chunk before it.
+        let mut before_next = u64::MAX;
+        if gi < groups.len() && groups[gi].0 == b {
             // A child point is a piece of one chunk.
             out.push(Piece {
-                start: b as u64,
+                start: b,
                 value,
                 group: Some(gi),
             });
             gi += 1;
-            next = b + 1;
+            before_next = b;
         } else {
             if !out
                 .last()
                 .is_some_and(|q| q.group.is_none() && q.value == value)
             {
                 out.push(Piece {
-                    start: b as u64,
+                    start: b,
                     value,
                     group: None,
                 });
             }
-            // The next cut: every candidate is past `b`.
             if li < locals.len() {
-                next = next.min(locals[li].start as u128);
+                before_next = before_next.min(locals[li].start - 1);
             }
             if let Some(&(end, _)) = open.last() {
-                next = next.min(end);
+                before_next = before_next.min(end);
             }
             if gi < groups.len() {
-                next = next.min(groups[gi].0 as u128);
+                before_next = before_next.min(groups[gi].0 - 1);
             }
         }
-        if next >= lim {
+        if before_next >= last {
             return;
         }
-        b = next;
+        b = before_next + 1;
     }
 }
 
@@ -503,6 +530,10 @@ pub struct Lpm {
     /// Emptied block lists, for `pending` to reuse.
     spare_lists: Vec<Vec<(u32, u8)>>,
     scratch: EditScratch,
+    /// Plans the builder discarded or finished with, for the next to reuse.
+    spare_plans: Vec<Plan>,
+    /// The item vector of the last rebuild, for the next to reuse.
+    spare_items: Vec<Item>,
 }
 
 impl Default for Lpm {
@@ -554,6 +585,8 @@ impl Lpm {
             retired_arenas: VecDeque::new(),
             spare_lists: Vec::new(),
             scratch: EditScratch::default(),
+            spare_plans: Vec::new(),
+            spare_items: Vec::new(),
             ops_since_reclaim: 0,
         }
     }
@@ -1215,10 +1248,11 @@ impl Lpm {
             && e < d + 16
             && 2 * items.len() + 1 > self.dense_min_pieces
         {
-            let plan = Plan::new(d, 16, items);
+            let plan = self.plan(d, 16, items);
             if plan.pieces.len() > self.dense_min_pieces {
                 return self.new_dense(d, plan, inherited);
             }
+            self.recycle(plan);
         }
         // Candidate RANGE layouts, widest first (the hinted one before them).
         let mut best: Option<Plan> = None;
@@ -1231,16 +1265,21 @@ impl Lpm {
             if d as u32 + w > 256 || (min_sub as u32) < d as u32 + w || e as u32 >= d as u32 + w {
                 continue;
             }
-            let plan = Plan::new(d, w, items);
+            let plan = self.plan(d, w, items);
             if plan.one_line() {
                 best = Some(plan);
                 break;
             }
             if fallback.is_none() && plan.fits_range() {
                 fallback = Some(plan);
+            } else {
+                self.recycle(plan);
             }
         }
         if best.is_none() && e > d {
+            if let Some(f) = fallback.take() {
+                self.recycle(f);
+            }
             // Every item shares bits [d, e): one skip, then the rest below e.
             let (val, rest) = if !items[0].sub && items[0].len == e {
                 (items[0].payload, &mut items[1..])
@@ -1251,10 +1290,19 @@ impl Lpm {
             let c = self.build(e, rest, val);
             return self.new_skip(&addr, d, e, c, inherited);
         }
-        match best.or(fallback) {
+        let plan = match best {
+            Some(b) => {
+                if let Some(f) = fallback {
+                    self.recycle(f);
+                }
+                Some(b)
+            }
+            None => fallback,
+        };
+        match plan {
             Some(plan) => self.new_range(d, plan, inherited),
             None => {
-                let plan = Plan::new(d, 8, items);
+                let plan = self.plan(d, 8, items);
                 self.new_dense(d, plan, inherited)
             }
         }
@@ -1281,7 +1329,22 @@ impl Lpm {
 
     fn new_range(&mut self, d: u16, mut plan: Plan, inherited: u32) -> u32 {
         let outs = self.build_pieces(d, &mut plan, NONE);
-        self.emit_range(plan.w, &plan.pieces, &outs, &plan.locals, inherited)
+        let c = self.emit_range(plan.w, &plan.pieces, &outs, &plan.locals, inherited);
+        self.recycle(plan);
+        c
+    }
+
+    /// A plan of `items` at width `w`, in a recycled plan's vectors when there is one.
+    fn plan(&mut self, d: u16, w: u32, items: &[Item]) -> Plan {
+        let mut plan = self.spare_plans.pop().unwrap_or_default();
+        plan.lay_out(d, w, items);
+        plan
+    }
+
+    fn recycle(&mut self, plan: Plan) {
+        if self.spare_plans.len() < 16 && plan.worth_keeping() {
+            self.spare_plans.push(plan);
+        }
     }
 
     /// Writes a RANGE node of width `w` (pieces, their outcomes, its locals) into
@@ -1641,10 +1704,24 @@ impl Lpm {
     /// prefixes and its children as subtrees, unsorted (`rebuild` sorts them once,
     /// after the caller's edit).
     fn node_items(&self, o: u32, d: u16, addr: &Words) -> Vec<Item> {
-        let node = node_word(o);
-        let region = masked(addr, d);
         // Room for a RANGE node's prefixes and children plus the caller's new item.
         let mut items = Vec::with_capacity(2 * RANGE_BOUND_WORDS * 8 + 2);
+        self.node_items_into(o, d, addr, &mut items);
+        items
+    }
+
+    /// [`Lpm::node_items`] in the vector the last rebuild handed back (an update
+    /// that falls back to the builder allocates nothing for its items).
+    fn edit_items(&mut self, o: u32, d: u16, addr: &Words) -> Vec<Item> {
+        let mut items = std::mem::take(&mut self.spare_items);
+        items.clear();
+        self.node_items_into(o, d, addr, &mut items);
+        items
+    }
+
+    fn node_items_into(&self, o: u32, d: u16, addr: &Words, items: &mut Vec<Item>) {
+        let node = node_word(o);
+        let region = masked(addr, d);
         if is_dense(o) {
             let dn = &self.dense[&node];
             let w = dn.w;
@@ -1665,7 +1742,7 @@ impl Lpm {
                     ));
                 }
             }
-            return items;
+            return;
         }
         if is_skip(o) {
             let (pat, end, om) = self.skip_parts(o, &region);
@@ -1698,7 +1775,6 @@ impl Lpm {
                 }
             }
         }
-        items
     }
 
     /// Builds the replacement of node `o` from `items` and retires `o`; returns
@@ -1712,6 +1788,9 @@ impl Lpm {
             0
         };
         let c = self.build_hint(d, &mut items, inh, hint);
+        if items.capacity() <= 4096 {
+            self.spare_items = items;
+        }
         self.free_node(o);
         if c == NONE {
             inh
@@ -1850,7 +1929,7 @@ impl Lpm {
                     return (self.with_slot(o, rel, c), old);
                 }
             }
-            let mut items = self.node_items(o, d, &p.addr);
+            let mut items = self.edit_items(o, d, &p.addr);
             items.push(p);
             return (self.rebuild(o, d, items), None);
         }
@@ -1872,7 +1951,7 @@ impl Lpm {
             if let Some(c) = self.range_edit(o, d, RangeEdit::SetLocal(set)) {
                 return (c, old);
             }
-            let mut items = self.node_items(o, d, &p.addr);
+            let mut items = self.edit_items(o, d, &p.addr);
             if old.is_some() {
                 items.retain(|it| it.sub || it.len != p.len || it.addr != p.addr);
             }
@@ -1887,7 +1966,7 @@ impl Lpm {
         if let Some(c) = self.range_edit(o, d, RangeEdit::AddDeeper(p)) {
             return (c, None);
         }
-        let mut items = self.node_items(o, d, &p.addr);
+        let mut items = self.edit_items(o, d, &p.addr);
         items.push(p);
         (self.rebuild(o, d, items), None)
     }
@@ -1959,7 +2038,7 @@ impl Lpm {
             if let Some(c) = self.range_edit(o, d, RangeEdit::RemoveLocal { start, rel }) {
                 return (c, Some(old));
             }
-            let mut items = self.node_items(o, d, addr);
+            let mut items = self.edit_items(o, d, addr);
             let key = masked(addr, len);
             items.retain(|it| it.sub || it.len != len || it.addr != key);
             return (self.rebuild(o, d, items), Some(old));
@@ -1980,7 +2059,7 @@ impl Lpm {
         if let Some(c) = self.range_edit(o, d, RangeEdit::RemoveChild { x }) {
             return (c, old);
         }
-        let mut items = self.node_items(o, d, addr);
+        let mut items = self.edit_items(o, d, addr);
         items.retain(|it| !(it.sub && it.payload == child));
         (self.rebuild(o, d, items), old)
     }
@@ -2330,8 +2409,10 @@ impl fmt::Debug for Reader {
 mod tests {
     use super::*;
 
-    /// `pieces` against the definition, chunk by chunk, on random nested locals
-    /// and child points in an 8-bit chunk space.
+    /// `pieces` against the definition on random nested locals and child points:
+    /// chunk by chunk in an 8-bit chunk space, and in a 64-bit one (where the
+    /// sweep's u64 arithmetic meets the end of the space) at every chunk next to
+    /// a cut, where a wrong piece would show.
     #[test]
     fn pieces_match_a_chunk_by_chunk_reference() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -2339,45 +2420,75 @@ mod tests {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            seed % n
-        };
-        let w = 8;
-        for _ in 0..2000 {
-            let mut locals: Vec<Local> = Vec::new();
-            for _ in 0..next(12) {
-                let rel = 1 + next(8) as u8;
-                let start = next(256) & !((1u64 << (8 - rel)) - 1);
-                if !locals.iter().any(|l| l.start == start && l.rel == rel) {
-                    let value = TAG_VALUE | (1 + next(3) as u32);
-                    locals.push(Local { start, rel, value });
-                }
+            if n == 0 {
+                seed
+            } else {
+                seed % n
             }
-            let mut xs: Vec<u64> = (0..next(6)).map(|_| next(256)).collect();
-            xs.sort_unstable();
-            xs.dedup();
-            let groups: Vec<(u64, std::ops::Range<usize>)> =
-                xs.iter().enumerate().map(|(i, &x)| (x, i..i + 1)).collect();
-            let want = |c: u64| -> (u32, Option<usize>) {
-                let value = locals
-                    .iter()
-                    .filter(|l| l.start <= c && c as u128 <= l.end(w))
-                    .max_by_key(|l| l.rel)
-                    .map_or(NONE, |l| l.value);
-                (value, xs.iter().position(|&x| x == c))
-            };
-            let got = pieces(w, &mut locals.clone(), &groups);
-            assert_eq!(got[0].start, 0);
-            for (i, p) in got.iter().enumerate() {
-                let end = got.get(i + 1).map_or(256, |q| q.start);
-                assert!(p.start < end, "pieces out of order: {got:?}");
-                if p.group.is_some() {
-                    assert_eq!(end, p.start + 1, "a child point is one chunk");
+        };
+        for w in [8u32, 64] {
+            let space = 1u128 << w;
+            // Starts near the ends of the space and one elsewhere, so prefixes nest.
+            let bases = [0u64, u64::MAX >> (64 - w), next(0) >> (64 - w)];
+            for _ in 0..2000 {
+                let mut locals: Vec<Local> = Vec::new();
+                for _ in 0..next(12) {
+                    let rel = 1 + next(w as u64) as u8;
+                    let span = w - rel as u32;
+                    let near = bases[next(3) as usize] ^ next(4).checked_shl(span).unwrap_or(0);
+                    let low = u64::MAX.checked_shr(64 - span).unwrap_or(0);
+                    let start = near & (u64::MAX >> (64 - w)) & !low;
+                    if !locals.iter().any(|l| l.start == start && l.rel == rel) {
+                        let value = TAG_VALUE | (1 + next(3) as u32);
+                        locals.push(Local { start, rel, value });
+                    }
                 }
-                for c in p.start..end {
+                let mut xs: Vec<u64> = (0..next(6))
+                    .map(|_| match next(3) {
+                        0 => bases[next(3) as usize],
+                        _ => next(0) >> (64 - w),
+                    })
+                    .collect();
+                xs.sort_unstable();
+                xs.dedup();
+                let groups: Vec<(u64, std::ops::Range<usize>)> =
+                    xs.iter().enumerate().map(|(i, &x)| (x, i..i + 1)).collect();
+                let want = |c: u64| -> (u32, Option<usize>) {
+                    let value = locals
+                        .iter()
+                        .filter(|l| l.start <= c && c as u128 <= l.end(w))
+                        .max_by_key(|l| l.rel)
+                        .map_or(NONE, |l| l.value);
+                    (value, xs.iter().position(|&x| x == c))
+                };
+                let got = pieces(w, &mut locals.clone(), &groups);
+                assert_eq!(got[0].start, 0);
+                for (i, p) in got.iter().enumerate() {
+                    let end = got.get(i + 1).map_or(space, |q| q.start as u128);
+                    assert!((p.start as u128) < end, "pieces out of order: {got:?}");
+                    if p.group.is_some() {
+                        assert_eq!(end, p.start as u128 + 1, "a child point is one chunk");
+                    }
+                    if i > 0 && p.group.is_none() && got[i - 1].group.is_none() {
+                        assert_ne!(p.value, got[i - 1].value, "unmerged neighbours");
+                    }
+                }
+                let piece_at = |c: u64| &got[got.partition_point(|p| p.start <= c) - 1];
+                let points: Vec<u64> = if w == 8 {
+                    (0..256).collect()
+                } else {
+                    let mut cuts = vec![0, u64::MAX];
+                    for l in &locals {
+                        cuts.extend([l.start, l.last(w)]);
+                    }
+                    cuts.extend(&xs);
+                    cuts.iter()
+                        .flat_map(|&c| [c.wrapping_sub(1), c, c.wrapping_add(1)])
+                        .collect()
+                };
+                for c in points {
+                    let p = piece_at(c);
                     assert_eq!((p.value, p.group), want(c), "chunk {c} in {got:?}");
-                }
-                if i > 0 && p.group.is_none() && got[i - 1].group.is_none() {
-                    assert_ne!(p.value, got[i - 1].value, "unmerged neighbours");
                 }
             }
         }
