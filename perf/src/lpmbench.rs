@@ -78,8 +78,13 @@ pub struct TableResult {
 
 #[derive(Debug, Clone)]
 pub struct UpdateResult {
+    /// The fastest pass (as for lookups: the least disturbed), one call per update.
     pub single_per_sec: f64,
+    /// The fastest pass in batches of 64.
     pub batched_per_sec: f64,
+    /// Every pass, in order (the first runs on the freshly built table).
+    pub single_passes: Vec<f64>,
+    pub batched_passes: Vec<f64>,
     pub lookups_alone: f64,
     pub lookups_under_updates: f64,
     /// Median over the A-B-B-A cycles of (lookups with the writer / alone).
@@ -357,29 +362,53 @@ fn apply_one(t: &mut Lpm, u: &Update) {
     }
 }
 
-/// Update rates (one call per update, and batches of 64), then the lookups-under-
-/// updates pass: a reader pinned to one CPU does bulk lookups, reporting a
+/// Update rates (one call per update, and batches of 64), each the fastest of
+/// `rounds` timed passes over the mix (like the lookup rates; the mix's undo runs
+/// untimed between passes, so every pass starts from the same prefixes), then the
+/// lookups-under-updates pass: a reader pinned to one CPU does bulk lookups, reporting a
 /// quiescent state after every burst, first alone and then while a writer pinned
 /// to another CPU applies updates without pause. Rates are per CPU-second of the
 /// thread doing the work (the machine is shared).
 pub fn updates(prefixes: &[(Prefix, u32)], keys: &[Address], opts: &BenchOptions) -> UpdateResult {
     let (ops, undo) = update_mix(prefixes, opts.update_ops, opts.seed);
-    let mut t = Lpm::from_prefixes(prefixes.iter().copied());
-    let start = thread_cpu();
-    for u in &ops {
-        apply_one(&mut t, u);
-    }
-    let single_per_sec = ops.len() as f64 / (thread_cpu() - start);
-    let mut t = Lpm::from_prefixes(prefixes.iter().copied());
-    let start = thread_cpu();
-    for b in ops.chunks(64) {
-        t.apply(b);
-    }
-    let batched_per_sec = ops.len() as f64 / (thread_cpu() - start);
+    let passes = |batch: usize| -> Vec<f64> {
+        let mut t = Lpm::from_prefixes(prefixes.iter().copied());
+        let run = |t: &mut Lpm, ops: &[Update]| {
+            if batch == 1 {
+                ops.iter().for_each(|u| apply_one(t, u));
+            } else {
+                ops.chunks(batch).for_each(|b| {
+                    t.apply(b);
+                });
+            }
+        };
+        (0..opts.rounds.max(1))
+            .map(|_| {
+                let start = thread_cpu();
+                run(&mut t, &ops);
+                let rate = ops.len() as f64 / (thread_cpu() - start);
+                run(&mut t, &undo);
+                rate
+            })
+            .collect()
+    };
+    let single_passes = passes(1);
+    let batched_passes = passes(64);
+    let fastest = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let (single_per_sec, batched_per_sec) = (fastest(&single_passes), fastest(&batched_passes));
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{:.2}", r / 1e6))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     eprintln!(
-        "updates: {:.2} M/s one by one, {:.2} M/s in batches of 64",
+        "updates: {:.2} M/s one by one, {:.2} M/s in batches of 64 (fastest of {} passes: {}; {})",
         single_per_sec / 1e6,
-        batched_per_sec / 1e6
+        batched_per_sec / 1e6,
+        single_passes.len(),
+        list(&single_passes),
+        list(&batched_passes)
     );
 
     let mut t = Lpm::from_prefixes(prefixes.iter().copied());
@@ -472,6 +501,8 @@ pub fn updates(prefixes: &[(Prefix, u32)], keys: &[Address], opts: &BenchOptions
     UpdateResult {
         single_per_sec,
         batched_per_sec,
+        single_passes,
+        batched_passes,
         lookups_alone: alone,
         lookups_under_updates: under,
         under_over_alone: loss,
@@ -524,6 +555,8 @@ pub fn to_json(
         "updates_per_sec": upd.single_per_sec.round(),
         "lookups_per_sec_under_updates": upd.lookups_under_updates.round(),
         "batched_updates_per_sec": upd.batched_per_sec.round(),
+        "updates_per_sec_passes": upd.single_passes.iter().map(|r| r.round()).collect::<Vec<_>>(),
+        "batched_updates_per_sec_passes": upd.batched_passes.iter().map(|r| r.round()).collect::<Vec<_>>(),
         "lookups_per_sec_without_updates": upd.lookups_alone.round(),
         "updates_per_sec_during_lookups": upd.updates_during.round(),
         "lookups_under_updates_ratio": round3(upd.under_over_alone),

@@ -1,6 +1,7 @@
 //! `lpm-bench lookup` answers like the naive reference, for every accepted text
 //! form, and the realistic table built from the RouteViews file (when the data
-//! directory is there) looks up like the reference.
+//! directory is there) looks up like the reference; `lpm-bench bench --json`
+//! prints the document the lpm issue specifies.
 
 use chainroute_lpm::{Lpm, NaiveLpm};
 use chainroute_perf::{prefixes, table};
@@ -156,4 +157,81 @@ fn realistic_table_from_routeviews_matches_the_reference() {
     for k in &k128 {
         assert_eq!(small.lookup(k), n128.lookup(k));
     }
+}
+
+/// `lpm-bench bench --json` prints the document the issue specifies (tables with
+/// their engines, update and under-update rates), the engines agree on every key,
+/// and each update rate is the fastest of its listed passes.
+#[test]
+fn bench_json_has_the_specified_shape() {
+    let mut text = String::from("::/0 1\n");
+    for i in 0..1500u32 {
+        text += &format!("2001:db8:{:x}::/48 {}\n", i, i + 2);
+        if i % 3 == 0 {
+            text += &format!("2001:db8:{:x}:{:x}::/64 {}\n", i, i % 7, i + 5000);
+        }
+    }
+    text += "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed 9\n";
+    let pf = tmp("bench-prefixes", &text);
+    let out = Command::new(env!("CARGO_BIN_EXE_lpm-bench"))
+        .args([
+            "bench",
+            "--prefixes",
+            pf.to_str().unwrap(),
+            "--no-dpdk",
+            "--json",
+        ])
+        .args(["--nkeys", "4096", "--updates", "1000", "--rounds", "2"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&pf);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let tables = doc["tables"].as_array().expect("tables");
+    let names: Vec<&str> = tables.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["le128", "full"]);
+    for t in tables {
+        assert!(t["prefixes"].as_u64().unwrap() > 1500);
+        let engines = t["engines"].as_array().unwrap();
+        assert_eq!(engines[0]["name"], "chainroute");
+        for e in engines {
+            for k in [
+                "lookups_per_sec",
+                "bulk_lookups_per_sec",
+                "bytes_per_prefix",
+            ] {
+                assert!(e[k].as_f64().unwrap() > 0.0, "{k} of {e}");
+            }
+            if e["name"] != "chainroute" {
+                assert_eq!(e["mismatches_vs_chainroute"], 0, "{e}");
+            }
+        }
+    }
+    assert!(tables[0]["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "prefix-trie"));
+    for (rate, passes) in [
+        ("updates_per_sec", "updates_per_sec_passes"),
+        ("batched_updates_per_sec", "batched_updates_per_sec_passes"),
+    ] {
+        let passes: Vec<f64> = doc[passes]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_f64().unwrap())
+            .collect();
+        assert_eq!(passes.len(), 2);
+        assert!(passes.iter().all(|&p| p > 0.0));
+        assert_eq!(
+            doc[rate].as_f64().unwrap(),
+            passes.iter().copied().fold(0.0, f64::max)
+        );
+    }
+    assert!(doc["lookups_per_sec_under_updates"].as_f64().unwrap() > 0.0);
 }
