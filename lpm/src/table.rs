@@ -164,11 +164,6 @@ impl Local {
                 .checked_shr(64 - (w - self.rel as u32))
                 .unwrap_or(0)
     }
-
-    /// Last chunk the prefix covers, as u128 (a 64-bit chunk space ends at 2^64).
-    fn end(&self, w: u32) -> u128 {
-        self.start as u128 + (1u128 << (w - self.rel as u32)) - 1
-    }
 }
 
 /// A prefix or an existing subtree, as the builder sees them.
@@ -422,15 +417,9 @@ impl Plan {
 /// next local's start, the innermost open local's end, and the next child point
 /// (or, at a child point, the chunk after it). This runs on every RANGE edit;
 /// sorting the cuts made it a large part of an update's cost.
-#[cfg(test)]
-fn pieces(w: u32, locals: &mut [Local], groups: &[(u64, std::ops::Range<usize>)]) -> Vec<Piece> {
-    let mut out = Vec::with_capacity(2 * (locals.len() + groups.len()) + 1);
-    pieces_into(w, locals, groups, &mut out, &mut Vec::new());
-    out
-}
-
-/// [`pieces`] into `out` (cleared first), with `open` as working space: both keep
-/// their allocations for the next call.
+///
+/// The pieces go to `out` (cleared first), with `open` as working space: both
+/// keep their allocations for the next call.
 ///
 /// All in u64 (a 64-bit chunk space has no room for an exclusive end): a cut is
 /// carried as the chunk before it, `cut - 1`. Every cut lies past `b >= 0`, so
@@ -1625,7 +1614,7 @@ impl Lpm {
         locals.extend_from_slice(self.locals.get(locals_id(h)));
         // Chunks whose covering value may change (their children's inherited value
         // with it), and the new child's prefix.
-        let mut touched = 0..0u128;
+        let mut touched: Option<std::ops::RangeInclusive<u64>> = None;
         let mut deeper = None;
         match edit {
             RangeEdit::SetLocal(l) => {
@@ -1636,13 +1625,13 @@ impl Lpm {
                     Some(m) => m.value = l.value,
                     None => locals.push(l),
                 }
-                touched = l.start as u128..l.end(w) + 1;
+                touched = Some(l.start..=l.last(w));
             }
             RangeEdit::RemoveLocal { start, rel } => {
                 let i = locals
                     .iter()
                     .position(|m| m.start == start && m.rel == rel)?;
-                touched = start as u128..locals.swap_remove(i).end(w) + 1;
+                touched = Some(start..=locals.swap_remove(i).last(w));
             }
             RangeEdit::AddDeeper(p) => {
                 let x = chunk(&p.addr, d as usize, w);
@@ -1690,7 +1679,9 @@ impl Lpm {
                         let mut one = [deeper.expect("the new child's prefix")];
                         self.build(d + w as u16, &mut one, p.value)
                     }
-                    (x, c) if touched.contains(&(x as u128)) => self.with_inherited(c, p.value),
+                    (x, c) if touched.as_ref().is_some_and(|t| t.contains(&x)) => {
+                        self.with_inherited(c, p.value)
+                    }
                     (_, c) => c,
                 },
             });
@@ -2409,7 +2400,7 @@ impl fmt::Debug for Reader {
 mod tests {
     use super::*;
 
-    /// `pieces` against the definition on random nested locals and child points:
+    /// `pieces_into` against the definition on random nested locals and child points:
     /// chunk by chunk in an 8-bit chunk space, and in a 64-bit one (where the
     /// sweep's u64 arithmetic meets the end of the space) at every chunk next to
     /// a cut, where a wrong piece would show.
@@ -2456,12 +2447,17 @@ mod tests {
                 let want = |c: u64| -> (u32, Option<usize>) {
                     let value = locals
                         .iter()
-                        .filter(|l| l.start <= c && c as u128 <= l.end(w))
+                        // Its own end arithmetic, not the sweep's `Local::last`.
+                        .filter(|l| {
+                            let end = l.start as u128 + (1u128 << (w - l.rel as u32));
+                            l.start <= c && (c as u128) < end
+                        })
                         .max_by_key(|l| l.rel)
                         .map_or(NONE, |l| l.value);
                     (value, xs.iter().position(|&x| x == c))
                 };
-                let got = pieces(w, &mut locals.clone(), &groups);
+                let mut got = Vec::new();
+                pieces_into(w, &mut locals.clone(), &groups, &mut got, &mut Vec::new());
                 assert_eq!(got[0].start, 0);
                 for (i, p) in got.iter().enumerate() {
                     let end = got.get(i + 1).map_or(space, |q| q.start as u128);

@@ -7,6 +7,25 @@ use chainroute_lpm::{Lpm, NaiveLpm};
 use chainroute_perf::{prefixes, table};
 use std::process::Command;
 
+/// Runs `lpm-bench` with `args`.
+fn lpm_bench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lpm-bench"))
+        .args(args)
+        .output()
+        .expect("run lpm-bench")
+}
+
+/// `lpm-bench lookup` of the key file `keys` on the prefix file `prefixes`.
+fn lookup(prefixes: &std::path::Path, keys: &std::path::Path) -> std::process::Output {
+    lpm_bench(&[
+        "lookup",
+        "--prefixes",
+        prefixes.to_str().unwrap(),
+        "--keys",
+        keys.to_str().unwrap(),
+    ])
+}
+
 fn tmp(name: &str, text: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("lpm-bench-test-{}-{name}", std::process::id()));
     std::fs::write(&p, text).unwrap();
@@ -41,16 +60,7 @@ fn lookup_command_matches_the_reference() {
 ";
     let pf = tmp("prefixes", prefix_text);
     let kf = tmp("keys", key_text);
-    let out = Command::new(env!("CARGO_BIN_EXE_lpm-bench"))
-        .args([
-            "lookup",
-            "--prefixes",
-            pf.to_str().unwrap(),
-            "--keys",
-            kf.to_str().unwrap(),
-        ])
-        .output()
-        .expect("run lpm-bench");
+    let out = lookup(&pf, &kf);
     assert!(
         out.status.success(),
         "{}",
@@ -76,16 +86,7 @@ fn lookup_command_matches_the_reference() {
     assert_eq!(got, ["2", "5", "4", "6", "7", "1", "8", "9", "1"]);
     // Without the default route a miss prints "-".
     let pf2 = tmp("prefixes2", "2001:db8::/32 2\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_lpm-bench"))
-        .args([
-            "lookup",
-            "--prefixes",
-            pf2.to_str().unwrap(),
-            "--keys",
-            kf.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = lookup(&pf2, &kf);
     assert_eq!(
         String::from_utf8(out.stdout)
             .unwrap()
@@ -95,24 +96,12 @@ fn lookup_command_matches_the_reference() {
     );
     // Bad input is an error with its line number.
     let bad = tmp("bad", "2001:db8::/32 2\n2001:db8::1/16 3\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_lpm-bench"))
-        .args([
-            "lookup",
-            "--prefixes",
-            bad.to_str().unwrap(),
-            "--keys",
-            kf.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = lookup(&bad, &kf);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
     // A count of zero is refused by name before any work (it once divided by zero).
     for flag in ["--updates", "--nkeys", "--rounds"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_lpm-bench"))
-            .args(["bench", "--prefixes", pf.to_str().unwrap(), flag, "0"])
-            .output()
-            .unwrap();
+        let out = lpm_bench(&["bench", "--prefixes", pf.to_str().unwrap(), flag, "0"]);
         assert_eq!(out.status.code(), Some(2), "{flag} 0");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -173,17 +162,19 @@ fn bench_json_has_the_specified_shape() {
     }
     text += "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed 9\n";
     let pf = tmp("bench-prefixes", &text);
-    let out = Command::new(env!("CARGO_BIN_EXE_lpm-bench"))
-        .args([
-            "bench",
-            "--prefixes",
-            pf.to_str().unwrap(),
-            "--no-dpdk",
-            "--json",
-        ])
-        .args(["--nkeys", "4096", "--updates", "1000", "--rounds", "2"])
-        .output()
-        .unwrap();
+    let out = lpm_bench(&[
+        "bench",
+        "--prefixes",
+        pf.to_str().unwrap(),
+        "--no-dpdk",
+        "--json",
+        "--nkeys",
+        "4096",
+        "--updates",
+        "1000",
+        "--rounds",
+        "2",
+    ]);
     let _ = std::fs::remove_file(&pf);
     assert!(
         out.status.success(),
