@@ -8,6 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Ports a dataplane can have (counters are sized for it).
 pub const MAX_PORTS: usize = 16;
 
+/// A loop gap counted as a stall: 100 µs is a 1024-slot RX ring filled at ~10 Mpps,
+/// while a busy loop over a full burst takes a few microseconds.
+pub const STALL_NS: u64 = 100_000;
+
 /// Why a packet was dropped. Every drop is counted under exactly one reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -138,6 +142,11 @@ pub struct CoreCounters {
     /// Loop iterations, and those that received at least one packet.
     pub loops: AtomicU64,
     pub busy_loops: AtomicU64,
+    /// Loops that began at least [`STALL_NS`] after the one before: the worker was
+    /// away (preempted, faulting, a slow burst) long enough for a ring to overflow.
+    pub stalls: AtomicU64,
+    /// The longest gap between two loops, in nanoseconds (a maximum, not a sum).
+    pub longest_loop_ns: AtomicU64,
     /// Signatures verified (single or in batches) and batches run.
     pub verified: AtomicU64,
     pub batches: AtomicU64,
@@ -152,9 +161,44 @@ impl Default for CoreCounters {
             drops: Default::default(),
             loops: AtomicU64::new(0),
             busy_loops: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
+            longest_loop_ns: AtomicU64::new(0),
             verified: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             binds_accepted: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A worker's clock between loops: feeds `stalls` and `longest_loop_ns` from the
+/// TSC read at the top of each loop (one subtraction and compare per loop).
+#[derive(Debug, Clone, Copy)]
+pub struct LoopClock {
+    tsc_hz: u64,
+    stall_ticks: u64,
+    last: u64,
+    longest: u64,
+}
+
+impl LoopClock {
+    pub fn new(tsc_hz: u64, now: u64) -> LoopClock {
+        let tsc_hz = tsc_hz.max(1);
+        let stall_ticks = (tsc_hz as u128 * STALL_NS as u128 / 1_000_000_000).max(1) as u64;
+        LoopClock { tsc_hz, stall_ticks, last: now, longest: 0 }
+    }
+
+    /// A loop begins at `now` (TSC ticks, never behind the last call).
+    #[inline]
+    pub fn tick(&mut self, now: u64, c: &CoreCounters) {
+        let gap = now.saturating_sub(self.last);
+        self.last = now;
+        if gap > self.longest {
+            self.longest = gap;
+            let ns = (gap as u128 * 1_000_000_000 / self.tsc_hz as u128) as u64;
+            c.longest_loop_ns.store(ns, Relaxed);
+        }
+        if gap >= self.stall_ticks {
+            bump(&c.stalls, 1);
         }
     }
 }
@@ -199,6 +243,9 @@ pub struct CounterSnapshot {
     pub drops: [u64; DropReason::COUNT],
     pub loops: u64,
     pub busy_loops: u64,
+    pub stalls: u64,
+    /// Over several cores: the longest of any.
+    pub longest_loop_ns: u64,
     pub verified: u64,
     pub batches: u64,
     pub binds_accepted: u64,
@@ -217,6 +264,8 @@ impl CounterSnapshot {
         }
         self.loops += c.loops.load(Relaxed);
         self.busy_loops += c.busy_loops.load(Relaxed);
+        self.stalls += c.stalls.load(Relaxed);
+        self.longest_loop_ns = self.longest_loop_ns.max(c.longest_loop_ns.load(Relaxed));
         self.verified += c.verified.load(Relaxed);
         self.batches += c.batches.load(Relaxed);
         self.binds_accepted += c.binds_accepted.load(Relaxed);
@@ -252,6 +301,29 @@ impl CounterSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loop_gaps_count_stalls_and_keep_the_longest() {
+        // A 1 GHz clock: one tick per nanosecond.
+        let c = CoreCounters::default();
+        let mut clock = LoopClock::new(1_000_000_000, 1_000);
+        for now in [3_000, 5_000, 5_000 + STALL_NS - 1] {
+            clock.tick(now, &c);
+        }
+        assert_eq!(c.stalls.load(Relaxed), 0);
+        assert_eq!(c.longest_loop_ns.load(Relaxed), STALL_NS - 1);
+        clock.tick(5_000 + 2 * STALL_NS, &c);
+        clock.tick(5_000 + 2 * STALL_NS + 10, &c);
+        clock.tick(5_000 + 5 * STALL_NS, &c);
+        assert_eq!(c.stalls.load(Relaxed), 2);
+        assert_eq!(c.longest_loop_ns.load(Relaxed), 3 * STALL_NS - 10);
+        // The snapshot sums stalls over cores and keeps the longest loop of any.
+        let d = CoreCounters::default();
+        LoopClock::new(1_000_000_000, 0).tick(7 * STALL_NS, &d);
+        let mut s = c.snapshot();
+        s.add(&d);
+        assert_eq!((s.stalls, s.longest_loop_ns), (3, 7 * STALL_NS));
+    }
 
     #[test]
     fn reasons_are_indexed_in_order() {

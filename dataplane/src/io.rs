@@ -140,6 +140,13 @@ pub fn tx_burst(port: u16, queue: u16, frames: &mut [*mut ffi::rte_mbuf]) -> usi
     unsafe { ffi::shim_rte_eth_tx_burst(port, queue, frames.as_mut_ptr(), frames.len().min(u16::MAX as usize) as u16) as usize }
 }
 
+/// The CPU's time-stamp counter (ticks at the EAL's `tsc_hz`).
+#[inline]
+pub fn tsc() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { ffi::shim_rte_rdtsc() }
+}
+
 /// Frees a list of mbufs.
 #[inline]
 pub fn free_bulk(frames: &mut [*mut ffi::rte_mbuf]) {

@@ -2,7 +2,7 @@
 //! worker per worker lcore. Worker `q` owns RX queue `q` and TX queue `q` of every
 //! port, so no two cores ever share a queue or a counter.
 
-use crate::counters::{bump, CoreCounters, CounterSnapshot, DropReason};
+use crate::counters::{bump, CoreCounters, CounterSnapshot, DropReason, LoopClock};
 use crate::fib::Fib;
 use crate::io::{self, Device, EthStats, MbufPtr, Mempool, Port};
 use crate::pipeline::{Pipeline, PortInfo, Verdict, MAX_BURST};
@@ -96,6 +96,8 @@ struct Worker {
     counters: Arc<CoreCounters>,
     stop: Arc<AtomicBool>,
     burst: usize,
+    /// TSC ticks per second, for the loop-gap counters.
+    tsc_hz: u64,
 }
 
 impl Dataplane {
@@ -147,6 +149,7 @@ impl Dataplane {
                 counters: c,
                 stop: stop.clone(),
                 burst: config.burst,
+                tsc_hz: eal.tsc_hz(),
             });
             let arg = Box::into_raw(worker) as *mut c_void;
             // SAFETY: the lcore is an idle EAL worker; the trampoline takes ownership of arg.
@@ -272,7 +275,9 @@ impl Worker {
         let mut tx: Vec<Vec<*mut ffi::rte_mbuf>> = (0..nports).map(|_| Vec::with_capacity(MAX_BURST * nports)).collect();
         let mut dropped: Vec<*mut ffi::rte_mbuf> = Vec::with_capacity(MAX_BURST * nports);
         let c = self.counters.clone();
+        let mut clock = LoopClock::new(self.tsc_hz, io::tsc());
         while !self.stop.load(Ordering::Acquire) {
+            clock.tick(io::tsc(), &c);
             let mut got = 0;
             for (pi, &port) in self.port_ids.iter().enumerate() {
                 let n = io::rx_burst(port, self.queue, &mut rx[..self.burst]);

@@ -162,6 +162,8 @@ impl Api {
                 drops: s.total_drops(),
                 verified: s.verified,
                 batches: s.batches,
+                stalls: s.stalls,
+                longest_loop_ns: s.longest_loop_ns,
             });
         }
         for p in &dp.ports {

@@ -129,7 +129,7 @@ pub fn render(shared: &Shared) -> String {
         );
     }
     type CoreFig = fn(&chainroute_dataplane::CounterSnapshot) -> u64;
-    let core_figs: [(&str, &str, CoreFig); 5] = [
+    let core_figs: [(&str, &str, CoreFig); 6] = [
         (
             "chainroute_worker_loops",
             "Worker poll loops, by lcore.",
@@ -139,6 +139,11 @@ pub fn render(shared: &Shared) -> String {
             "chainroute_worker_busy_loops",
             "Worker loops that received at least one frame, by lcore.",
             |s| s.busy_loops,
+        ),
+        (
+            "chainroute_worker_stalls",
+            "Worker loops that began 100 us or more after the previous one, by lcore.",
+            |s| s.stalls,
         ),
         (
             "chainroute_worker_rx_packets",
@@ -166,6 +171,20 @@ pub fn render(shared: &Shared) -> String {
                 f(&c.snapshot())
             );
         }
+    }
+    family(
+        &mut o,
+        "chainroute_worker_longest_loop_seconds",
+        "gauge",
+        "The longest gap between two loops of a worker, by lcore.",
+    );
+    for (q, c) in dp.counters.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "chainroute_worker_longest_loop_seconds{{lcore=\"{}\"}} {}",
+            dp.lcores.get(q).copied().unwrap_or(0),
+            c.snapshot().longest_loop_ns as f64 / 1e9
+        );
     }
     family(
         &mut o,

@@ -348,6 +348,8 @@ listen = "127.0.0.1:0"
     for needle in [
         "chainroute_port_rx_packets_total{port=\"uplink\"}",
         "chainroute_drops_total{reason=\"no_route\"}",
+        "chainroute_worker_stalls_total{lcore=",
+        "chainroute_worker_longest_loop_seconds{lcore=",
         "chainroute_licenses 3",
         "chainroute_build_info{version=",
         "chainroute_routes{source=\"chain\"} 3",

@@ -403,8 +403,8 @@ async fn run(o: Opts) -> Result<(), String> {
             }
             for k in &s.cores {
                 println!(
-                    "lcore {} (queue {}): loops {} busy {} rx {} tx {} drops {}",
-                    k.lcore, k.queue, k.loops, k.busy_loops, k.rx_packets, k.tx_packets, k.drops
+                    "lcore {} (queue {}): loops {} busy {} rx {} tx {} drops {}; stalls {} (longest loop {:.1} us)",
+                    k.lcore, k.queue, k.loops, k.busy_loops, k.rx_packets, k.tx_packets, k.drops, k.stalls, k.longest_loop_ns as f64 / 1e3
                 );
             }
             let drops: Vec<String> = s

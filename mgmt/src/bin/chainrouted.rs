@@ -210,11 +210,13 @@ fn run(config: Config) -> ExitCode {
             let rate = (c.total_rx() - last_rx) as f64 / last.elapsed().as_secs_f64();
             log!(
                 "info",
-                "rx {} tx {} ({:.3} Mpps) drops {}",
+                "rx {} tx {} ({:.3} Mpps) drops {}; worker stalls {} (longest loop {:.1} us)",
                 c.total_rx(),
                 c.total_tx(),
                 rate / 1e6,
-                c.drops_line()
+                c.drops_line(),
+                c.stalls,
+                c.longest_loop_ns as f64 / 1e3
             );
             last = Instant::now();
             last_rx = c.total_rx();
@@ -242,10 +244,12 @@ fn run(config: Config) -> ExitCode {
     let (c, (free, size)) = dp.shutdown();
     log!(
         "info",
-        "final: rx {} tx {} drops {}; mbufs {free}/{size} free",
+        "final: rx {} tx {} drops {}; worker stalls {} (longest loop {:.1} us); mbufs {free}/{size} free",
         c.total_rx(),
         c.total_tx(),
-        c.drops_line()
+        c.drops_line(),
+        c.stalls,
+        c.longest_loop_ns as f64 / 1e3
     );
     ExitCode::SUCCESS
 }

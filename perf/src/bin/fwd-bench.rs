@@ -1242,10 +1242,12 @@ fn serve_dut(fib: &Fib, socks: &str) {
     while SIGNALS.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Ring overflows show on the generator as refused frames; what the DUT saw is here.
+    let ports: Vec<_> = dp.ports().iter().map(|p| json!({"name": p.name, "rx_missed": p.stats.imissed, "rx_nombuf": p.stats.rx_nombuf, "tx_errors": p.stats.oerrors})).collect();
     let (c, (free, size)) = dp.shutdown();
     println!(
         "{}",
-        json!({"rx": c.total_rx(), "tx": c.total_tx(), "drops": c.drops_line(), "mbufs_free": free, "mbufs": size})
+        json!({"rx": c.total_rx(), "tx": c.total_tx(), "drops": c.drops_line(), "worker_stalls": c.stalls, "longest_loop_us": round3(c.longest_loop_ns as f64 / 1e3), "ports": ports, "mbufs_free": free, "mbufs": size})
     );
 }
 
@@ -1278,6 +1280,12 @@ fn zero_loss(
                         "fwd-bench: {system}, {n} worker(s), {size} B: NDR {} Mpps, PDR {} Mpps (generator max {})",
                         r["ndr_mpps"], r["pdr_mpps"], r["generator_max_mpps"]
                     ),
+                }
+                if let Some(c) = r.get("dut_counters") {
+                    eprintln!(
+                        "fwd-bench:   {system} over the search: rx {} tx {}, drops {}, worker stalls {} (longest loop {} us)",
+                        c["rx"], c["tx"], c["drops"], c["worker_stalls"], c["longest_loop_us"]
+                    );
                 }
                 results.push(r);
             }
@@ -1580,6 +1588,14 @@ fn gen_child_main(args: &Args, table: &[(Prefix, u32)], spec_env: &str, work: &P
     }
     if !clean || stalled {
         out["dut_log_tail"] = json!(log_tail(&log_path, 10));
+    }
+    // chainrouted's last line: its counters over the whole search (drops by reason,
+    // worker stalls), to tell a slow DUT from a generator that did not drain.
+    if let Some(c) = log_tail(&log_path, 1)
+        .first()
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
+        out["dut_counters"] = c;
     }
     if let Some(r) = result {
         for (k, v) in r.to_json().as_object().unwrap() {
