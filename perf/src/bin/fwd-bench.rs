@@ -16,8 +16,11 @@
 //!   from that table.
 //!
 //! DPDK processes are measured through their telemetry socket (port TX packets over
-//! a window); chainrouted through its own per-core counters. Prints a table, or
-//! JSON with `--json`. Data: RouteViews (routeviews.org), DB-IP, NRO, CC BY 4.0.
+//! a window); chainrouted through its own per-core counters. Every system runs once
+//! per round (`--rounds`, 3 by default), in the same order: a rate is the median of
+//! its rounds (each listed as `runs_mpps`), a ratio the median of the rounds' own
+//! ratios, so a drift of the machine over the run falls on all of them. Prints a
+//! table, or JSON with `--json`. Data: RouteViews (routeviews.org), DB-IP, NRO, CC BY 4.0.
 //!
 //! `--signed-fraction F` turns security on for the `chainrouted` entry: source
 //! validation on every packet, and a fraction F of the frames signed (AUTH data
@@ -63,6 +66,8 @@ const USAGE: &str = "usage: fwd-bench [--json] [--seconds S] [--sizes 64,256] [-
   --skip-dpdk-apps measure chainrouted only
   --signed-fraction F  chainrouted with source validation on and a fraction F (0..=1) of signed
                    frames (AUTH, some BINDs); adds verifies_per_sec and validated/unvalidated runs
+  --rounds N       rounds of every system in turn (default 3): rates are medians, ratios the
+                   median of the rounds' own ratios, so drift over the run falls on all alike
   --burst N        RX burst of chainrouted and testpmd (1..=64, default 64: chainrouted's)
   --cycles N       A-B-B-A cycles of unvalidated/validated runs (default 3; the ratio is their median)
 zero-loss throughput (RFC 2544 / MLRsearch style), chainroute-pktgen -> DUT -> chainroute-pktgen over memif:
@@ -82,6 +87,8 @@ struct Args {
     skip_apps: bool,
     signed_fraction: Option<f64>,
     cycles: usize,
+    /// Rounds of every system in turn (rates: medians; ratios: median of the rounds').
+    rounds: usize,
     zero_loss: bool,
     workers: Vec<usize>,
     systems: Vec<String>,
@@ -101,6 +108,7 @@ fn parse_args() -> Result<Args, String> {
         skip_apps: false,
         signed_fraction: None,
         cycles: 3,
+        rounds: 3,
         zero_loss: false,
         workers: vec![1],
         systems: vec!["chainrouted".into(), "testpmd-io".into()],
@@ -120,6 +128,12 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--seconds: not a number")?
             }
             "--zero-loss" => a.zero_loss = true,
+            "--rounds" => {
+                a.rounds = value("--rounds")?
+                    .parse::<usize>()
+                    .map_err(|_| "--rounds: not a number")?
+                    .max(1);
+            }
             "--cycles" => {
                 a.cycles = value("--cycles")?
                     .parse()
@@ -308,6 +322,7 @@ fn main() {
     // The same destinations as chainrouted's frames, cut to 128 bits for l3fwd.
     let table_dsts: Vec<[u8; 16]> = destinations(&table).iter().map(top_half).collect();
     let mut results = Vec::new();
+    let mut ratios = serde_json::Map::new();
     let mut verifies_per_sec: Option<f64> = None;
     let mut validation_ratios: Vec<(usize, f64)> = Vec::new();
     for &size in &args.sizes {
@@ -315,46 +330,83 @@ fn main() {
         let wire = write_w3ip_frames(&w3ip_pcap, &table, size);
         let v6_pcap = work.join(format!("ipv6-{size}.pcap"));
         write_ipv6_frames(&v6_pcap, size, &builtin_route_destinations());
-        if !args.skip_apps {
-            progress(&format!("testpmd io, {size} B"));
-            let mpps = run_dpdk_app(
-                &work,
-                "testpmd",
-                &testpmd_cmd(&w3ip_pcap, args.burst),
-                args.seconds,
-            );
-            results.push(json!({"system": "testpmd-io", "frame_bytes": size, "wire_bytes": wire, "mpps": mpps}));
-            if let Some(bin) = &l3fwd {
-                progress(&format!("l3fwd lpm6, {size} B"));
-                let mpps = run_dpdk_app(
-                    &work,
-                    "l3fwd",
-                    &l3fwd_cmd(bin, &v6_pcap, None),
-                    args.seconds,
+        let table_pcap = work.join(format!("ipv6-table-{size}.pcap"));
+        if l3fwd_rules.is_some() {
+            write_ipv6_frames(&table_pcap, size, &table_dsts);
+        }
+        // Every system once per round, in the same order: a drift over the run (the
+        // machine's load, its neighbours) falls on all of them alike.
+        // A run that failed (the app did not start or report) is None in its round.
+        let mut runs: Vec<(&str, usize, Vec<Option<f64>>)> = Vec::new();
+        let mut record = |system: &'static str, wire: usize, mpps: Option<f64>| match runs
+            .iter_mut()
+            .find(|r| r.0 == system)
+        {
+            Some(r) => r.2.push(mpps),
+            None => runs.push((system, wire, vec![mpps])),
+        };
+        for round in 1..=args.rounds {
+            let of = format!("{size} B, round {round} of {}", args.rounds);
+            if !args.skip_apps {
+                progress(&format!("testpmd io, {of}"));
+                let cmd = testpmd_cmd(&w3ip_pcap, args.burst);
+                record(
+                    "testpmd-io",
+                    wire,
+                    run_dpdk_app(&work, "testpmd", &cmd, args.seconds),
                 );
-                results.push(json!({"system": "l3fwd-lpm6", "frame_bytes": size, "wire_bytes": size, "mpps": mpps}));
-                if let Some((v4, v6, n)) = &l3fwd_rules {
-                    progress(&format!(
-                        "l3fwd lpm6 with {n} routes of the table, {size} B"
-                    ));
-                    let pcap = work.join(format!("ipv6-table-{size}.pcap"));
-                    write_ipv6_frames(&pcap, size, &table_dsts);
-                    let mpps = run_dpdk_app(
-                        &work,
-                        "l3fwd-table",
-                        &l3fwd_cmd(bin, &pcap, Some((v4, v6))),
-                        args.seconds,
+                if let Some(bin) = &l3fwd {
+                    progress(&format!("l3fwd lpm6, {of}"));
+                    let cmd = l3fwd_cmd(bin, &v6_pcap, None);
+                    record(
+                        "l3fwd-lpm6",
+                        size,
+                        run_dpdk_app(&work, "l3fwd", &cmd, args.seconds),
                     );
-                    results.push(json!({"system": "l3fwd-lpm6-table", "frame_bytes": size, "wire_bytes": size, "mpps": mpps, "routes": n}));
+                    if let Some((v4, v6, n)) = &l3fwd_rules {
+                        progress(&format!("l3fwd lpm6 with {n} routes of the table, {of}"));
+                        let cmd = l3fwd_cmd(bin, &table_pcap, Some((v4, v6)));
+                        record(
+                            "l3fwd-lpm6-table",
+                            size,
+                            run_dpdk_app(&work, "l3fwd-table", &cmd, args.seconds),
+                        );
+                    }
+                }
+            }
+            if args.signed_fraction.is_none() {
+                progress(&format!("chainrouted, {of}"));
+                let run = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds, None, args.burst);
+                record("chainrouted", wire, Some(run.tx_mpps));
+            }
+        }
+        for (system, wire, r) in &runs {
+            let ok: Vec<f64> = r.iter().flatten().copied().collect();
+            let mpps = (!ok.is_empty()).then(|| median(&ok));
+            let mut j = json!({"system": system, "frame_bytes": size, "wire_bytes": wire, "mpps": mpps, "runs_mpps": r});
+            if *system == "l3fwd-lpm6-table" {
+                j["routes"] = json!(l3fwd_rules.as_ref().map(|x| x.2));
+            }
+            results.push(j);
+        }
+        // chainrouted over each baseline: the median of the rounds' ratios.
+        if let Some((_, _, cr)) = runs.iter().find(|r| r.0 == "chainrouted") {
+            for (base, _, b) in runs.iter().filter(|r| r.0 != "chainrouted") {
+                let per_round: Vec<f64> = cr
+                    .iter()
+                    .zip(b)
+                    .filter_map(|(c, b)| Some(c.as_ref()? / b.filter(|b| *b > 0.0)?))
+                    .collect();
+                if !per_round.is_empty() {
+                    ratios.insert(
+                        format!("chainrouted/{base}@{size}"),
+                        ratio(median(&per_round), 1.0),
+                    );
                 }
             }
         }
         match args.signed_fraction {
-            None => {
-                progress(&format!("chainrouted, {size} B"));
-                let run = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds, None, args.burst);
-                results.push(json!({"system": "chainrouted", "frame_bytes": size, "wire_bytes": wire, "mpps": run.tx_mpps}));
-            }
+            None => {}
             Some(fraction) => {
                 let hosts = SigningHosts::new(64);
                 // A-B-B-A cycles, so drift over the runs (cache, load, neighbours on a
@@ -414,21 +466,7 @@ fn main() {
             }
         }
     }
-    let mut ratios = serde_json::Map::new();
     for &size in &args.sizes {
-        let get = |sys: &str| {
-            results
-                .iter()
-                .find(|r| r["system"] == sys && r["frame_bytes"] == size)
-                .and_then(|r| r["mpps"].as_f64())
-        };
-        if let Some(cr) = get("chainrouted") {
-            for base in ["testpmd-io", "l3fwd-lpm6", "l3fwd-lpm6-table"] {
-                if let Some(b) = get(base).filter(|b| *b > 0.0) {
-                    ratios.insert(format!("chainrouted/{base}@{size}"), ratio(cr, b));
-                }
-            }
-        }
         if let Some((_, r)) = validation_ratios.iter().find(|(s, _)| *s == size) {
             ratios.insert(
                 format!("chainrouted-validated/chainrouted-unvalidated@{size}"),
