@@ -21,4 +21,5 @@ pub use fib::{Fib, FibReader, NextHop, NO_ROUTE};
 pub use pipeline::{FrameBuf, Pipeline, PortInfo, Verdict, VecFrame, DEFAULT_BURST, MAX_BURST};
 pub use security::{Binding, Ingress, PeerKey, Security, SecurityConfig, SecurityReader};
 #[cfg(feature = "dpdk")]
+pub use io::Rings;
 pub use runtime::{Dataplane, DataplaneConfig, PortConfig, PortStatus, StartError};

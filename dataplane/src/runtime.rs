@@ -4,7 +4,7 @@
 
 use crate::counters::{bump, CoreCounters, CounterSnapshot, DropReason, LoopClock};
 use crate::fib::Fib;
-use crate::io::{self, Device, EthStats, MbufPtr, Mempool, Port};
+use crate::io::{self, Device, EthStats, MbufPtr, Mempool, Port, Rings};
 use crate::pipeline::{Pipeline, PortInfo, Verdict, MAX_BURST};
 use crate::security::{Security, SecurityConfig};
 use chainroute_wire::MacAddr;
@@ -24,6 +24,8 @@ pub struct DataplaneConfig {
     pub mbufs: u32,
     /// Frames per RX burst (1..=64).
     pub burst: usize,
+    /// Descriptors per RX / TX queue of every port.
+    pub rings: Rings,
     /// BIND/AUTH verification, bindings and source validation (None: plain forwarding).
     pub security: Option<SecurityConfig>,
 }
@@ -73,6 +75,8 @@ pub struct PortStatus {
     pub link_up: bool,
     pub queues: u16,
     pub rss: bool,
+    /// Descriptors per RX / TX queue, as the device took them.
+    pub rings: Rings,
     pub stats: EthStats,
 }
 
@@ -128,7 +132,7 @@ impl Dataplane {
         let queues = lcores.len() as u16;
         let mut ports = Vec::with_capacity(config.ports.len());
         for p in &config.ports {
-            let port = Port::open(&p.device, queues, &pool, p.mac).map_err(|e| StartError::BadConfig(format!("port {:?} ({:?}): {e}", p.name, p.device)))?;
+            let port = Port::open(&p.device, queues, &pool, p.mac, config.rings).map_err(|e| StartError::BadConfig(format!("port {:?} ({:?}): {e}", p.name, p.device)))?;
             ports.push(port);
         }
         let infos: Vec<PortInfo> = ports.iter().map(|p| PortInfo { mac: p.mac }).collect();
@@ -216,6 +220,7 @@ impl Dataplane {
                 link_up: p.link_up(),
                 queues: p.queues,
                 rss: p.rss,
+                rings: p.rings,
                 stats: p.stats(),
             })
             .collect()

@@ -205,9 +205,14 @@ fn pcap_in_pcap_out() {
         ],
         mbufs: 4095,
         burst: 32,
+        // Not the default, so the test sees the rings reach the device.
+        rings: chainroute_dataplane::Rings { rx: 512, tx: 256 },
         security: None,
     };
     let dp = Dataplane::start(&config, &fib).expect("dataplane starts on net_pcap");
+    for p in dp.ports() {
+        assert_eq!((p.rings.rx, p.rings.tx), (512, 256), "port {}", p.name);
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     while dp.counters().total_rx() < input.len() as u64 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -119,6 +119,7 @@ fn adversarial_suite() {
         ],
         mbufs: 4095,
         burst: 32,
+        rings: chainroute_dataplane::Rings::default(),
         security: Some(SecurityConfig::default()),
     };
     let dp = Dataplane::start(&config, &fib).expect("dataplane with security starts");

@@ -226,6 +226,12 @@ pub struct DataplaneSection {
     pub mbufs: u32,
     #[serde(default = "default_burst")]
     pub burst: usize,
+    /// Descriptors per RX queue: a bigger ring rides out a longer stall of its worker.
+    #[serde(default = "default_descriptors")]
+    pub rx_descriptors: u16,
+    /// Descriptors per TX queue.
+    #[serde(default = "default_descriptors")]
+    pub tx_descriptors: u16,
     /// Seconds between counter log lines (0: never).
     #[serde(default = "default_stats_interval")]
     pub stats_interval_s: u64,
@@ -242,6 +248,9 @@ fn default_file_prefix() -> String {
 }
 fn default_mbufs() -> u32 {
     16383
+}
+fn default_descriptors() -> u16 {
+    chainroute_dataplane::Rings::default().rx
 }
 fn default_burst() -> usize {
     chainroute_dataplane::DEFAULT_BURST
@@ -449,6 +458,14 @@ impl ConfigFile {
         if !(1..=64).contains(&d.burst) {
             return err("dataplane.burst", format!("{} is outside 1..=64", d.burst));
         }
+        for (key, n) in [
+            ("dataplane.rx_descriptors", d.rx_descriptors),
+            ("dataplane.tx_descriptors", d.tx_descriptors),
+        ] {
+            if !(64..=32768).contains(&n) {
+                return err(key, format!("{n} is outside 64..=32768"));
+            }
+        }
         if d.mbufs < 1023 {
             return err(
                 "dataplane.mbufs",
@@ -615,6 +632,10 @@ impl ConfigFile {
             ports,
             mbufs: d.mbufs,
             burst: d.burst,
+            rings: chainroute_dataplane::Rings {
+                rx: d.rx_descriptors,
+                tx: d.tx_descriptors,
+            },
             security,
         };
         let identity = self.identity.validate()?;
@@ -1012,6 +1033,11 @@ next_hop = "null"
         assert_eq!(e.key, "next_hops[1].port");
         let e = error_of(&GOOD.replace("lcores = \"0-1\"", "lcores = \"0-1\"\nburst = 500"));
         assert_eq!(e.key, "dataplane.burst");
+        let e = error_of(&GOOD.replace("lcores = \"0-1\"", "lcores = \"0-1\"\nrx_descriptors = 16"));
+        assert_eq!(e.key, "dataplane.rx_descriptors");
+        assert!(e.message.contains("64..=32768"), "{e}");
+        let e = error_of(&GOOD.replace("lcores = \"0-1\"", "lcores = \"0-1\"\ntx_descriptors = 40000"));
+        assert_eq!(e.key, "dataplane.tx_descriptors");
         let e = error_of(&GOOD.replace("pci = false", "pci = false\ncolour = 3"));
         assert!(e.message.contains("unknown field `colour`"), "{e}");
         assert_eq!(e.key, "dataplane.colour");

@@ -12,7 +12,7 @@
 
 use crate::pktgen::{patch, read_stamp, Class, Histogram, Template, CLASSES, FLAG_FIXED};
 use crate::stats::round3;
-use chainroute_dataplane::io::{self, Device, Mempool, Port};
+use chainroute_dataplane::io::{self, Device, Mempool, Port, Rings};
 use chainroute_wire::tunnel::Decap;
 use chainroute_wire::MacAddr;
 use dpdk_sys::{eal, ffi};
@@ -253,7 +253,7 @@ impl Engine {
         let mut ports = Vec::new();
         for (i, p) in cfg.ports.iter().enumerate() {
             ports.push(
-                Port::open(&p.device, queues, &pool, p.mac)
+                Port::open(&p.device, queues, &pool, p.mac, Rings::default())
                     .map_err(|e| format!("port {i} ({:?}): {e}", p.device))?,
             );
         }

@@ -70,6 +70,7 @@ fn host_behind_nat_binds_is_reached_and_replies() {
         ],
         mbufs: 4095,
         burst: 32,
+        rings: chainroute_dataplane::Rings::default(),
         security: Some(SecurityConfig::default()),
     };
     let dp = Dataplane::start(&config, &fib).expect("dataplane starts");

@@ -114,6 +114,7 @@ fn generator_and_dataplane_over_memif_shut_down_cleanly() {
         ],
         mbufs: 4095,
         burst: 32,
+        rings: chainroute_dataplane::Rings::default(),
         security: None,
     };
     let dp = Dataplane::start(&config, &fib).expect("dataplane starts (memif clients)");

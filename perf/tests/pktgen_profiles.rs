@@ -69,6 +69,7 @@ fn profiles_replay_through_net_pcap() {
             ],
             mbufs: 4095,
             burst: 32,
+            rings: chainroute_dataplane::Rings::default(),
             security: None,
         };
         let dp = Dataplane::start(&config, &fib).expect("dataplane starts");

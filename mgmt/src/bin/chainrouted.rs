@@ -156,13 +156,30 @@ fn run(config: Config) -> ExitCode {
     for p in dp.ports() {
         log!(
             "info",
-            "port {} ({}) mac {} link {} queues {}{}",
+            "port {} ({}) mac {} link {} queues {}{} descriptors {} RX / {} TX",
             p.index,
             p.name,
             p.mac,
             if p.link_up { "up" } else { "down" },
             p.queues,
-            if p.rss { " rss" } else { "" }
+            if p.rss { " rss" } else { "" },
+            p.rings.rx,
+            p.rings.tx
+        );
+    }
+    // A NIC fills its RX rings from the pool at start and holds TX mbufs until they
+    // are sent: a pool smaller than the rings starves RX (vdevs do not pre-fill).
+    let d = &shared.config.dataplane;
+    let held = dp.ports().len() as u64 * dp.lcores().len() as u64 * (d.rings.rx as u64 + d.rings.tx as u64);
+    if (d.mbufs as u64) < held {
+        log!(
+            "warn",
+            "dataplane.mbufs: {} mbufs are fewer than the rings can hold ({} ports x {} workers x ({} RX + {} TX descriptors) = {held}): raise mbufs or lower rx_descriptors/tx_descriptors for NICs that fill their rings",
+            d.mbufs,
+            dp.ports().len(),
+            dp.lcores().len(),
+            d.rings.rx,
+            d.rings.tx
         );
     }
     let routes = shared.rib.lock().unwrap().len();

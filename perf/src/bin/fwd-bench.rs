@@ -961,6 +961,7 @@ fn run_chainrouted(
         ],
         mbufs: 16383,
         burst,
+        rings: chainroute_dataplane::Rings::default(),
         security,
     };
     let dp = Dataplane::start(&config, fib).unwrap_or_else(|e| {
@@ -1268,6 +1269,7 @@ fn serve_dut(fib: &Fib, socks: &str) {
         ],
         mbufs: 16383,
         burst: DEFAULT_BURST,
+        rings: chainroute_dataplane::Rings::default(),
         security: None,
     };
     let dp = Dataplane::start(&config, fib).unwrap_or_else(|e| {
