@@ -22,4 +22,5 @@ pub use pipeline::{FrameBuf, Pipeline, PortInfo, Verdict, VecFrame, DEFAULT_BURS
 pub use security::{Binding, Ingress, PeerKey, Security, SecurityConfig, SecurityReader};
 #[cfg(feature = "dpdk")]
 pub use io::Rings;
+#[cfg(feature = "dpdk")]
 pub use runtime::{Dataplane, DataplaneConfig, PortConfig, PortStatus, StartError};
