@@ -440,12 +440,6 @@ extern "C" fn job_main(arg: *mut c_void) -> c_int {
     0
 }
 
-#[inline]
-fn rdtsc() -> u64 {
-    // SAFETY: no preconditions.
-    unsafe { ffi::shim_rte_rdtsc() }
-}
-
 impl Job {
     fn run(&mut self, signals_at_start: u64) {
         let mut tx: [*mut ffi::rte_mbuf; BURST] = [std::ptr::null_mut(); BURST];
@@ -456,7 +450,7 @@ impl Job {
         let mut next = 0usize;
         let mut seq = 0u64;
         let mut last_seq = vec![0u64; templates.len()];
-        let start = rdtsc();
+        let start = io::tsc();
         let tx_end = start + self.tsc_seconds;
         let mut end = u64::MAX;
         let mut sending = n_mine > 0;
@@ -473,7 +467,7 @@ impl Job {
             end = tx_end + self.tsc_drain;
         }
         loop {
-            let now = rdtsc();
+            let now = io::tsc();
             if sending {
                 if now >= tx_end {
                     sending = false;
@@ -535,7 +529,7 @@ impl Job {
                 if n == 0 {
                     continue;
                 }
-                let now = rdtsc();
+                let now = io::tsc();
                 for &m in &rx[..n] {
                     // SAFETY: a received single-segment mbuf we own until freed below.
                     let frame = unsafe {
@@ -577,7 +571,7 @@ impl Job {
                 );
                 if SIGNALS.load(Ordering::Relaxed) != signals_at_start && sending {
                     sending = false;
-                    end = rdtsc() + self.tsc_drain;
+                    end = io::tsc() + self.tsc_drain;
                 }
             }
         }

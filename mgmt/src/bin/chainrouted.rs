@@ -170,14 +170,13 @@ fn run(config: Config) -> ExitCode {
     // A NIC fills its RX rings from the pool at start and holds TX mbufs until they
     // are sent: a pool smaller than the rings starves RX (vdevs do not pre-fill).
     let d = &shared.config.dataplane;
-    let held = dp.ports().len() as u64 * dp.lcores().len() as u64 * (d.rings.rx as u64 + d.rings.tx as u64);
+    let (nports, workers) = (d.ports.len() as u64, dp.lcores().len() as u64);
+    let held = nports * workers * (d.rings.rx as u64 + d.rings.tx as u64);
     if (d.mbufs as u64) < held {
         log!(
             "warn",
-            "dataplane.mbufs: {} mbufs are fewer than the rings can hold ({} ports x {} workers x ({} RX + {} TX descriptors) = {held}): raise mbufs or lower rx_descriptors/tx_descriptors for NICs that fill their rings",
+            "dataplane.mbufs: {} mbufs are fewer than the rings can hold ({nports} ports x {workers} workers x ({} RX + {} TX descriptors) = {held}): raise mbufs or lower rx_descriptors/tx_descriptors for NICs that fill their rings",
             d.mbufs,
-            dp.ports().len(),
-            dp.lcores().len(),
             d.rings.rx,
             d.rings.tx
         );
