@@ -54,7 +54,11 @@ fn prefix(inp: &mut Input, pool: &[Prefix]) -> Prefix {
     };
     // Change a byte just below the parent's end or the new prefix's end, so
     // siblings land in the same node.
-    let at = if sel & 0x40 != 0 { near } else { len.saturating_sub(8) };
+    let at = if sel & 0x40 != 0 {
+        near
+    } else {
+        len.saturating_sub(8)
+    };
     let i = (at as usize / 8).min(31);
     addr[i] ^= inp.byte();
     Prefix::truncating(Address(addr), len)
@@ -182,7 +186,10 @@ fuzz_target!(|data: &[u8]| {
     compare(&t, &naive, &pool);
     let mut listed = t.iter();
     listed.sort_unstable();
-    let mut want: Vec<(Prefix, u32)> = pool.iter().filter_map(|p| Some((*p, naive.get(p)?))).collect();
+    let mut want: Vec<(Prefix, u32)> = pool
+        .iter()
+        .filter_map(|p| Some((*p, naive.get(p)?)))
+        .collect();
     want.sort_unstable();
     assert_eq!(listed, want, "iter");
     // A bulk build of the same prefixes answers the same.
