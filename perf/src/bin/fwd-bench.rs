@@ -13,7 +13,12 @@
 //!   raised to hold that table and the same 8192-frame capture),
 //! - `chainrouted`: our dataplane with the realistic 256-bit table (RouteViews
 //!   prefixes + synthetic nesting, see chainroute_perf::table), destinations drawn
-//!   from that table.
+//!   from that table,
+//! - `chainrouted-4routes`: our dataplane with four routes shaped like l3fwd's
+//!   built-in ones and every destination inside one of them, as in l3fwd's frames:
+//!   its lookups stay in L1 too, so beside `l3fwd-lpm6` it compares the pipelines
+//!   (classify, checks, rewrite, counters) on the same lookup work, and beside
+//!   `chainrouted` it shows what the realistic table costs.
 //!
 //! DPDK processes are measured through their telemetry socket (port TX packets over
 //! a window); chainrouted through its own per-core counters. Every system runs once
@@ -321,6 +326,7 @@ fn main() {
     });
     // The same destinations as chainrouted's frames, cut to 128 bits for l3fwd.
     let table_dsts: Vec<[u8; 16]> = destinations(&table).iter().map(top_half).collect();
+    let (few_fib, few_dsts) = few_routes();
     let mut results = Vec::new();
     let mut ratios = serde_json::Map::new();
     let mut verifies_per_sec: Option<f64> = None;
@@ -328,6 +334,8 @@ fn main() {
     for &size in &args.sizes {
         let w3ip_pcap = work.join(format!("w3ip-{size}.pcap"));
         let wire = write_w3ip_frames(&w3ip_pcap, &table, size);
+        let few_pcap = work.join(format!("w3ip-4routes-{size}.pcap"));
+        write_pcap(&few_pcap, w3ip_frames_to(few_dsts.clone(), size));
         let v6_pcap = work.join(format!("ipv6-{size}.pcap"));
         write_ipv6_frames(&v6_pcap, size, &builtin_route_destinations());
         let table_pcap = work.join(format!("ipv6-table-{size}.pcap"));
@@ -378,6 +386,10 @@ fn main() {
                 progress(&format!("chainrouted, {of}"));
                 let run = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds, None, args.burst);
                 record("chainrouted", wire, Some(run.tx_mpps));
+                progress(&format!("chainrouted with 4 routes, {of}"));
+                let run =
+                    run_chainrouted(&few_fib, &few_pcap, size, args.seconds, None, args.burst);
+                record("chainrouted-4routes", wire, Some(run.tx_mpps));
             }
         }
         for (system, wire, r) in &runs {
@@ -403,6 +415,21 @@ fn main() {
                         ratio(median(&per_round), 1.0),
                     );
                 }
+            }
+        }
+        // The pipelines on the same lookup work: four routes, all in L1, both sides.
+        let rates = |name: &str| runs.iter().find(|r| r.0 == name).map(|r| r.2.clone());
+        if let (Some(few), Some(l3)) = (rates("chainrouted-4routes"), rates("l3fwd-lpm6")) {
+            let per_round: Vec<f64> = few
+                .iter()
+                .zip(&l3)
+                .filter_map(|(c, b)| Some(c.as_ref()? / b.filter(|b| *b > 0.0)?))
+                .collect();
+            if !per_round.is_empty() {
+                ratios.insert(
+                    format!("chainrouted-4routes/l3fwd-lpm6@{size}"),
+                    ratio(median(&per_round), 1.0),
+                );
             }
         }
         match args.signed_fraction {
@@ -512,7 +539,11 @@ fn main() {
 /// drawn from the table: 70 % inside a random prefix, 15 % on a prefix start, 15 %
 /// uniformly random. Returns the frame size used.
 fn write_w3ip_frames(path: &Path, table: &[(Prefix, u32)], size: usize) -> usize {
-    let (wire, frames) = w3ip_frames(table, size);
+    write_pcap(path, w3ip_frames(table, size))
+}
+
+/// Writes `frames` as a capture; returns their size.
+fn write_pcap(path: &Path, (wire, frames): (usize, Vec<Vec<u8>>)) -> usize {
     let mut w = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
     for (i, f) in frames.iter().enumerate() {
         w.write(i as u64, f).unwrap();
@@ -538,8 +569,13 @@ fn destinations(table: &[(Prefix, u32)]) -> Vec<Address> {
 
 /// The frames of write_w3ip_frames, and their size.
 fn w3ip_frames(table: &[(Prefix, u32)], size: usize) -> (usize, Vec<Vec<u8>>) {
+    w3ip_frames_to(destinations(table), size)
+}
+
+/// Native W3IP frames of `size` bytes (at least a header's), one to each of `dsts`.
+fn w3ip_frames_to(dsts: Vec<Address>, size: usize) -> (usize, Vec<Vec<u8>>) {
     let wire = size.max(ethernet::HEADER_LEN + w3ip::HEADER_LEN);
-    let frames = destinations(table)
+    let frames = dsts
         .into_iter()
         .enumerate()
         .map(|(i, dst)| {
@@ -562,6 +598,27 @@ fn w3ip_frames(table: &[(Prefix, u32)], size: usize) -> (usize, Vec<Vec<u8>>) {
         })
         .collect();
     (wire, frames)
+}
+
+/// Four routes shaped like l3fwd's built-in IPv6 ones (a /48 and three /64s in
+/// 2001:200::/48, here in W3IP's IPv6 form), all to port 1 like the realistic
+/// table's, and as many destinations as the realistic capture, every one inside
+/// 2001:200:0:1::/64 (l3fwd's frames all go to that route).
+fn few_routes() -> (Fib, Vec<Address>) {
+    let mut fib = Fib::new();
+    for (i, p) in ["2001:200::/48", "2001:200:0:1::/64", "2001:200:0:2::/64", "2001:200:0:3::/64"]
+        .iter()
+        .enumerate()
+    {
+        let mac = MacAddr([2, 0, 0, 0, 1, i as u8]);
+        fib.insert(p.parse().unwrap(), NextHop::Local { port: 1, mac });
+    }
+    let route: Prefix = "2001:200:0:1::/64".parse().unwrap();
+    let mut rng = Rng::new(9);
+    let dsts = (0..MIX_FRAMES)
+        .map(|_| address_inside(&mut rng, &route))
+        .collect();
+    (fib, dsts)
 }
 
 /// IPv6/UDP frames to l3fwd's built-in routes 2001:200:0:1::/64 (its port 1).
@@ -1689,6 +1746,24 @@ mod tests {
                 "R2001:db8:1::/48 1"
             ]
         );
+    }
+
+    #[test]
+    fn the_four_route_frames_all_take_the_one_route() {
+        let (fib, dsts) = few_routes();
+        assert_eq!(fib.len(), 4);
+        assert_eq!(dsts.len() as u64, MIX_FRAMES);
+        let mut r = fib.reader().unwrap();
+        let mut hops = vec![0; dsts.len()];
+        for (k, h) in dsts.chunks(MAX_BURST).zip(hops.chunks_mut(MAX_BURST)) {
+            r.lookup_bulk(k, h);
+        }
+        let want = Some(NextHop::Local { port: 1, mac: MacAddr([2, 0, 0, 0, 1, 1]) });
+        assert!(hops.iter().all(|&h| r.next_hop(h) == want));
+        let (wire, frames) = w3ip_frames_to(dsts.clone(), 64);
+        assert_eq!(wire, ethernet::HEADER_LEN + w3ip::HEADER_LEN);
+        let p = w3ip::Packet::new_checked(&frames[5][ethernet::HEADER_LEN..]).unwrap();
+        assert_eq!(p.dst_addr(), dsts[5]);
     }
 
     #[test]
