@@ -401,35 +401,20 @@ fn main() {
             }
             results.push(j);
         }
-        // chainrouted over each baseline: the median of the rounds' ratios.
-        if let Some((_, _, cr)) = runs.iter().find(|r| r.0 == "chainrouted") {
-            for (base, _, b) in runs.iter().filter(|r| r.0 != "chainrouted") {
-                let per_round: Vec<f64> = cr
-                    .iter()
-                    .zip(b)
-                    .filter_map(|(c, b)| Some(c.as_ref()? / b.filter(|b| *b > 0.0)?))
-                    .collect();
-                if !per_round.is_empty() {
-                    ratios.insert(
-                        format!("chainrouted/{base}@{size}"),
-                        ratio(median(&per_round), 1.0),
-                    );
+        // chainrouted over each baseline, and the pipelines on the same lookup work
+        // (four routes in L1 on both sides): the median of the rounds' ratios.
+        let rates = |name: &str| runs.iter().find(|r| r.0 == name).map(|r| &r.2);
+        let mut pairs: Vec<(&str, &str)> = runs
+            .iter()
+            .filter(|r| r.0 != "chainrouted")
+            .map(|r| ("chainrouted", r.0))
+            .collect();
+        pairs.push(("chainrouted-4routes", "l3fwd-lpm6"));
+        for (num, den) in pairs {
+            if let (Some(a), Some(b)) = (rates(num), rates(den)) {
+                if let Some(r) = median_round_ratio(a, b) {
+                    ratios.insert(format!("{num}/{den}@{size}"), ratio(r, 1.0));
                 }
-            }
-        }
-        // The pipelines on the same lookup work: four routes, all in L1, both sides.
-        let rates = |name: &str| runs.iter().find(|r| r.0 == name).map(|r| r.2.clone());
-        if let (Some(few), Some(l3)) = (rates("chainrouted-4routes"), rates("l3fwd-lpm6")) {
-            let per_round: Vec<f64> = few
-                .iter()
-                .zip(&l3)
-                .filter_map(|(c, b)| Some(c.as_ref()? / b.filter(|b| *b > 0.0)?))
-                .collect();
-            if !per_round.is_empty() {
-                ratios.insert(
-                    format!("chainrouted-4routes/l3fwd-lpm6@{size}"),
-                    ratio(median(&per_round), 1.0),
-                );
             }
         }
         match args.signed_fraction {
@@ -606,9 +591,14 @@ fn w3ip_frames_to(dsts: Vec<Address>, size: usize) -> (usize, Vec<Vec<u8>>) {
 /// 2001:200:0:1::/64 (l3fwd's frames all go to that route).
 fn few_routes() -> (Fib, Vec<Address>) {
     let mut fib = Fib::new();
-    for (i, p) in ["2001:200::/48", "2001:200:0:1::/64", "2001:200:0:2::/64", "2001:200:0:3::/64"]
-        .iter()
-        .enumerate()
+    for (i, p) in [
+        "2001:200::/48",
+        "2001:200:0:1::/64",
+        "2001:200:0:2::/64",
+        "2001:200:0:3::/64",
+    ]
+    .iter()
+    .enumerate()
     {
         let mac = MacAddr([2, 0, 0, 0, 1, i as u8]);
         fib.insert(p.parse().unwrap(), NextHop::Local { port: 1, mac });
@@ -1120,6 +1110,16 @@ impl SigningHosts {
         }
         sec.publish();
     }
+}
+
+/// The median over rounds of `a / b`, skipping rounds where either failed.
+fn median_round_ratio(a: &[Option<f64>], b: &[Option<f64>]) -> Option<f64> {
+    let per_round: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter_map(|(a, b)| Some(a.as_ref()? / b.filter(|b| *b > 0.0)?))
+        .collect();
+    (!per_round.is_empty()).then(|| median(&per_round))
 }
 
 /// `a / b` to three decimals, as the JSON's ratios print it.
@@ -1758,7 +1758,10 @@ mod tests {
         for (k, h) in dsts.chunks(MAX_BURST).zip(hops.chunks_mut(MAX_BURST)) {
             r.lookup_bulk(k, h);
         }
-        let want = Some(NextHop::Local { port: 1, mac: MacAddr([2, 0, 0, 0, 1, 1]) });
+        let want = Some(NextHop::Local {
+            port: 1,
+            mac: MacAddr([2, 0, 0, 0, 1, 1]),
+        });
         assert!(hops.iter().all(|&h| r.next_hop(h) == want));
         let (wire, frames) = w3ip_frames_to(dsts.clone(), 64);
         assert_eq!(wire, ethernet::HEADER_LEN + w3ip::HEADER_LEN);
