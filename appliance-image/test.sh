@@ -228,7 +228,8 @@ json_field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("
 wait_committed() {  # $1 slot
   local deadline=$(( $(date +%s) + BOOT_TIMEOUT )) c
   while :; do
-    c=$(vm chainroute-slot status -j | json_field '["committed"]')
+    # Early in a boot the status can fail (the ESP not mounted yet): keep polling.
+    c=$(vm chainroute-slot status -j | json_field '["committed"]' 2>/dev/null) || c="(no status: $(tail -n 1 "$T/ssh.err" 2>/dev/null))"
     [ "$c" = "$1" ] && return 0
     [ "$(date +%s)" -lt "$deadline" ] || fail "slot $1 was not committed (committed: $c)"
     sleep 3
