@@ -80,20 +80,7 @@ fn keys(pool: &[Prefix]) -> Vec<Address> {
     let mut keys = Vec::with_capacity(3 * pool.len() + 1);
     keys.push(Address([0; 32]));
     for p in pool {
-        let first = p.addr().0;
-        let mut last = first;
-        for bit in p.len() as usize..256 {
-            last[bit / 8] |= 0x80 >> (bit % 8);
-        }
-        let mut past = last;
-        for b in past.iter_mut().rev() {
-            let (n, carry) = b.overflowing_add(1);
-            *b = n;
-            if !carry {
-                break;
-            }
-        }
-        keys.extend([Address(first), Address(last), Address(past)]);
+        keys.extend([p.addr(), p.last(), p.last().wrapping_next()]);
     }
     keys
 }

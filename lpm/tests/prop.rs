@@ -50,15 +50,7 @@ fn keys(prefixes: &[Prefix], extra: &[[u8; 32]]) -> Vec<Address> {
     for p in prefixes {
         k.push(p.addr());
         k.push(p.last());
-        let mut b = p.last().0;
-        for byte in b.iter_mut().rev() {
-            let (v, carry) = byte.overflowing_add(1);
-            *byte = v;
-            if !carry {
-                break;
-            }
-        }
-        k.push(Address(b));
+        k.push(p.last().wrapping_next());
     }
     k.extend(extra.iter().map(|b| Address(*b)));
     k

@@ -113,6 +113,20 @@ impl Address {
         self.0[(i / 8) as usize] & (0x80 >> (i % 8)) != 0
     }
 
+    /// The next address (all ones wraps to all zeros): the first one past a block's
+    /// last address, where lookups change hands.
+    pub fn wrapping_next(&self) -> Address {
+        let mut bytes = self.0;
+        for b in bytes.iter_mut().rev() {
+            let (v, carry) = b.overflowing_add(1);
+            *b = v;
+            if !carry {
+                break;
+            }
+        }
+        Address(bytes)
+    }
+
     /// The address with every bit from `len` on cleared.
     pub fn masked(&self, len: u16) -> Address {
         let len = len.min(ADDRESS_BITS) as usize;
@@ -328,6 +342,10 @@ mod tests {
         assert_eq!(Prefix::host(p.last()).len(), 256);
         assert_eq!(p.last().masked(256), p.last());
         assert_eq!(p.last().masked(0), Address::UNSPECIFIED);
+        // 8000::/1 ends at all ones, which wraps; the block before it ends at 7fff...
+        assert_eq!(p.last().wrapping_next(), Address::UNSPECIFIED);
+        let lower = Prefix::new(Address::UNSPECIFIED, 1).unwrap();
+        assert_eq!(lower.last().wrapping_next(), p.addr());
     }
 
     #[test]

@@ -335,7 +335,7 @@ fn main() {
         let w3ip_pcap = work.join(format!("w3ip-{size}.pcap"));
         let wire = write_w3ip_frames(&w3ip_pcap, &table, size);
         let few_pcap = work.join(format!("w3ip-4routes-{size}.pcap"));
-        write_pcap(&few_pcap, w3ip_frames_to(few_dsts.clone(), size));
+        write_pcap(&few_pcap, w3ip_frames_to(&few_dsts, size));
         let v6_pcap = work.join(format!("ipv6-{size}.pcap"));
         write_ipv6_frames(&v6_pcap, size, &builtin_route_destinations());
         let table_pcap = work.join(format!("ipv6-table-{size}.pcap"));
@@ -554,16 +554,16 @@ fn destinations(table: &[(Prefix, u32)]) -> Vec<Address> {
 
 /// The frames of write_w3ip_frames, and their size.
 fn w3ip_frames(table: &[(Prefix, u32)], size: usize) -> (usize, Vec<Vec<u8>>) {
-    w3ip_frames_to(destinations(table), size)
+    w3ip_frames_to(&destinations(table), size)
 }
 
 /// Native W3IP frames of `size` bytes (at least a header's), one to each of `dsts`.
-fn w3ip_frames_to(dsts: Vec<Address>, size: usize) -> (usize, Vec<Vec<u8>>) {
+fn w3ip_frames_to(dsts: &[Address], size: usize) -> (usize, Vec<Vec<u8>>) {
     let wire = size.max(ethernet::HEADER_LEN + w3ip::HEADER_LEN);
     let frames = dsts
-        .into_iter()
+        .iter()
         .enumerate()
-        .map(|(i, dst)| {
+        .map(|(i, &dst)| {
             let repr = w3ip::Repr {
                 traffic_class: 0,
                 flow_label: (i & 0xfffff) as u32,
@@ -1763,7 +1763,7 @@ mod tests {
             mac: MacAddr([2, 0, 0, 0, 1, 1]),
         });
         assert!(hops.iter().all(|&h| r.next_hop(h) == want));
-        let (wire, frames) = w3ip_frames_to(dsts.clone(), 64);
+        let (wire, frames) = w3ip_frames_to(&dsts, 64);
         assert_eq!(wire, ethernet::HEADER_LEN + w3ip::HEADER_LEN);
         let p = w3ip::Packet::new_checked(&frames[5][ethernet::HEADER_LEN..]).unwrap();
         assert_eq!(p.dst_addr(), dsts[5]);
