@@ -128,12 +128,14 @@
 //! `prefix-trie` crate.
 
 mod arena;
+mod interval;
 mod lookup;
 pub mod naive;
 mod node;
 pub mod qsbr;
 mod table;
 
+pub use interval::{IntervalTable, INTERVAL_BATCH};
 pub use lookup::BATCH;
 pub use naive::NaiveLpm;
 pub use table::{Config, Error, Handle, Lpm, MemoryStats, Reader, Update, DENSE_MIN_PIECES};

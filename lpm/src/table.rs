@@ -149,11 +149,11 @@ impl Drop for Shared {
 /// prefix's chunk at the node's depth (its bits after `rel` are zero).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C, packed)]
-struct Local {
-    start: u64,
-    rel: u8,
+pub(crate) struct Local {
+    pub(crate) start: u64,
+    pub(crate) rel: u8,
     /// Compact value (see `node`).
-    value: u32,
+    pub(crate) value: u32,
 }
 
 impl Local {
@@ -300,10 +300,10 @@ pub const DENSE_MIN_PIECES: usize = 2048;
 /// One piece of a node's chunk space: a value (or NONE), or a child subtree
 /// (items `group` of the deeper items) whose inherited value is `value`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Piece {
-    start: u64,
-    value: u32,
-    group: Option<usize>,
+pub(crate) struct Piece {
+    pub(crate) start: u64,
+    pub(crate) value: u32,
+    pub(crate) group: Option<usize>,
 }
 
 /// One change to a RANGE node, in the node's own chunk space (see
@@ -424,7 +424,7 @@ impl Plan {
 /// All in u64 (a 64-bit chunk space has no room for an exclusive end): a cut is
 /// carried as the chunk before it, `cut - 1`. Every cut lies past `b >= 0`, so
 /// `cut - 1` never wraps, and u64::MAX is free to mean "no cut ahead".
-fn pieces_into(
+pub(crate) fn pieces_into(
     w: u32,
     locals: &mut [Local],
     groups: &[(u64, std::ops::Range<usize>)],

@@ -5,7 +5,7 @@
 
 mod common;
 
-use chainroute_lpm::{Config, Lpm, Update};
+use chainroute_lpm::{Config, IntervalTable, Lpm, Update};
 use chainroute_wire::{Address, Prefix};
 use common::Rng;
 use std::collections::HashMap;
@@ -164,16 +164,22 @@ fn six_hundred_thousand_prefixes_against_the_reference() {
     t.lookup_bulk(&keys, &mut bulk);
     let mut bulk2 = vec![None; keys.len()];
     t.lookup_bulk_avx2(&keys, &mut bulk2);
+    // The interval engine, built from the same list.
+    let iv = IntervalTable::from_prefixes(prefixes.iter().copied());
+    assert_eq!(iv.len(), prefixes.len());
+    let mut ibulk = vec![None; keys.len()];
+    iv.lookup_bulk(&keys, &mut ibulk);
     let mut bad = 0;
     for (i, k) in keys.iter().enumerate() {
         let want = reference.lookup(k);
         let single = t.lookup(k);
-        if single != want || bulk[i] != want || bulk2[i] != want {
+        let isingle = iv.lookup(k);
+        if single != want || bulk[i] != want || bulk2[i] != want || isingle != want || ibulk[i] != want {
             bad += 1;
             if bad < 5 {
                 eprintln!(
-                    "{k}: want {want:?}, single {single:?}, bulk {:?}, avx2 bulk {:?}",
-                    bulk[i], bulk2[i]
+                    "{k}: want {want:?}, single {single:?}, bulk {:?}, avx2 bulk {:?}, interval {isingle:?} / bulk {:?}",
+                    bulk[i], bulk2[i], ibulk[i]
                 );
             }
         }
@@ -184,6 +190,12 @@ fn six_hundred_thousand_prefixes_against_the_reference() {
         "{} prefixes: {:.1} bytes per prefix ({m:?})",
         t.len(),
         m.total() as f64 / t.len() as f64
+    );
+    eprintln!(
+        "interval engine: {} tables, {} intervals, {:.1} bytes per prefix",
+        iv.tables(),
+        iv.intervals(),
+        iv.memory_bytes() as f64 / iv.len() as f64
     );
 }
 

@@ -1,7 +1,7 @@
 //! Property tests: any sequence of inserts and removes leaves a table that answers
 //! every key like the naive reference, through every lookup kernel.
 
-use chainroute_lpm::{Config, Lpm, NaiveLpm};
+use chainroute_lpm::{Config, IntervalTable, Lpm, NaiveLpm};
 use chainroute_wire::{Address, Prefix};
 use proptest::prelude::*;
 
@@ -96,6 +96,18 @@ fn run(ops: &[Op], extra: &[[u8; 32]], cfg: Config) -> Result<(), TestCaseError>
     let b = Lpm::from_prefixes_with_config(t.iter(), cfg);
     for k in &ks {
         prop_assert_eq!(b.lookup(k), n.lookup(k), "rebuilt, key {}", k);
+    }
+    // So does the interval engine, through each of its kernels.
+    let iv = IntervalTable::from_prefixes(t.iter());
+    prop_assert_eq!(iv.len(), n.len());
+    iv.lookup_bulk(&ks, &mut bulk);
+    iv.lookup_bulk_portable(&ks, &mut bulk2);
+    for (i, k) in ks.iter().enumerate() {
+        let want = n.lookup(k);
+        prop_assert_eq!(iv.lookup(k), want, "interval, key {}", k);
+        prop_assert_eq!(iv.lookup_portable(k), want, "interval portable, key {}", k);
+        prop_assert_eq!(bulk[i], want, "interval bulk, key {}", k);
+        prop_assert_eq!(bulk2[i], want, "interval portable bulk, key {}", k);
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! table, update rate, lookups under continuous updates, and memory per prefix.
 //! Benchmarks print numbers; they assert nothing about speed.
 
-use crate::baselines::{dpdk, Chainroute, Engine, PrefixTrie};
+use crate::baselines::{dpdk, Chainroute, Engine, Intervals, PrefixTrie};
 use crate::rng::Rng;
 use crate::stats::{median, round3};
 use crate::table;
@@ -67,6 +67,11 @@ pub struct EngineResult {
     /// (chainroute, then this engine, on the same keys): drift between the two
     /// engines' own measurements cancels out of each pair.
     pub paired_bulk_ratios: Vec<f64>,
+    /// The interval engine's bulk rate over this engine's, paired the same way.
+    pub intervals_paired: Vec<f64>,
+    /// Seconds the engine's table took to build (the interval engine, which is
+    /// rebuilt to change).
+    pub build_secs: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +164,8 @@ pub fn measure<E: Engine>(
         variant: "",
         scalar: None,
         paired_bulk_ratios: Vec::new(),
+        intervals_paired: Vec::new(),
+        build_secs: None,
     };
     (r, answers)
 }
@@ -173,12 +180,12 @@ fn bulk_pass<E: Engine>(e: &E, native: &[E::Key], out: &mut [E::Out]) -> f64 {
     thread_cpu() - t
 }
 
-/// chainroute's bulk rate over `e`'s in `rounds` pairs of back-to-back passes
-/// on the same keys (after a warm-up pass of each).
-fn paired_bulk<E: Engine>(cr: &Chainroute, e: &E, keys: &[Address], rounds: usize) -> Vec<f64> {
-    let ck: Vec<_> = keys.iter().map(|k| cr.key(k)).collect();
+/// `cr`'s bulk rate over `e`'s in `rounds` pairs of back-to-back passes on the
+/// same keys (after a warm-up pass of each).
+fn paired_bulk<A: Engine, E: Engine>(cr: &A, e: &E, keys: &[Address], rounds: usize) -> Vec<f64> {
+    let ck: Vec<A::Key> = keys.iter().map(|k| cr.key(k)).collect();
     let ek: Vec<E::Key> = keys.iter().map(|k| e.key(k)).collect();
-    let mut co = vec![Default::default(); ck.len()];
+    let mut co = vec![A::Out::default(); ck.len()];
     let mut eo = vec![E::Out::default(); ek.len()];
     bulk_pass(cr, &ck, &mut co);
     bulk_pass(e, &ek, &mut eo);
@@ -195,9 +202,12 @@ fn count_mismatches(a: &[Option<u32>], b: &[Option<u32>]) -> usize {
     a.iter().zip(b).filter(|(x, y)| x != y).count()
 }
 
+/// Measures `e` and pairs its bulk passes with chainroute's (and, when given,
+/// the interval engine's).
 fn baseline<E: Engine>(
     e: &E,
     cr: &Chainroute,
+    iv: Option<&Intervals>,
     keys: &[Address],
     prefixes: usize,
     rounds: usize,
@@ -206,7 +216,7 @@ fn baseline<E: Engine>(
     let (mut r, ans) = measure(e, keys, prefixes, rounds);
     r.mismatches = count_mismatches(&ans, reference);
     r.paired_bulk_ratios = paired_bulk(cr, e, keys, rounds);
-    eprintln!(
+    eprint!(
         "  {:<12} {:>8.1} M/s single {:>8.1} M/s bulk; chainroute bulk / this, paired passes: {:.2}x (median of {})",
         r.name,
         r.single / 1e6,
@@ -214,7 +224,33 @@ fn baseline<E: Engine>(
         median(&r.paired_bulk_ratios),
         r.paired_bulk_ratios.len()
     );
+    if let Some(iv) = iv {
+        r.intervals_paired = paired_bulk(iv, e, keys, rounds);
+        eprint!("; intervals / this {:.2}x", median(&r.intervals_paired));
+    }
+    eprintln!();
     r
+}
+
+/// Builds and measures the interval engine on a table; `reference` is
+/// chainroute's answers on the same keys.
+fn intervals_row(
+    prefixes: &[(Prefix, u32)],
+    cr: &Chainroute,
+    keys: &[Address],
+    rounds: usize,
+    reference: &[Option<u32>],
+) -> (Intervals, EngineResult) {
+    let iv = Intervals::new(prefixes);
+    eprint!(
+        "  (built in {:.2} s: {} tables, {} intervals)",
+        iv.build_secs,
+        iv.table.tables(),
+        iv.table.intervals()
+    );
+    let mut r = baseline(&iv, cr, None, keys, prefixes.len(), rounds, reference);
+    r.build_secs = Some(iv.build_secs);
+    (iv, r)
 }
 
 /// The lookup tables: `le128` (every engine, keys cut to 128 bits) and `full`
@@ -242,6 +278,8 @@ pub fn lookup_tables(
         r.bulk / 1e6
     );
     le.engines.push(r);
+    let (iv, r) = intervals_row(&small, &cr, &keys128, opts.rounds, &reference);
+    le.engines.push(r);
 
     if opts.dpdk {
         let mem = dpdk::eal_memory_mb(&small);
@@ -255,13 +293,27 @@ pub fn lookup_tables(
                     Ok(mut e) => {
                         e.set_vector(false);
                         eprint!("  (scalar)");
-                        let scalar =
-                            baseline(&e, &cr, &keys128, small.len(), opts.rounds, &reference);
+                        let scalar = baseline(
+                            &e,
+                            &cr,
+                            Some(&iv),
+                            &keys128,
+                            small.len(),
+                            opts.rounds,
+                            &reference,
+                        );
                         let mut r = scalar.clone();
                         if e.set_vector(true) {
                             eprint!("  (AVX-512)");
-                            let v =
-                                baseline(&e, &cr, &keys128, small.len(), opts.rounds, &reference);
+                            let v = baseline(
+                                &e,
+                                &cr,
+                                Some(&iv),
+                                &keys128,
+                                small.len(),
+                                opts.rounds,
+                                &reference,
+                            );
                             if v.bulk > r.bulk {
                                 r = v;
                                 r.variant = "avx512";
@@ -278,6 +330,7 @@ pub fn lookup_tables(
                     Ok(e) => le.engines.push(baseline(
                         &e,
                         &cr,
+                        Some(&iv),
                         &keys128,
                         small.len(),
                         opts.rounds,
@@ -294,27 +347,30 @@ pub fn lookup_tables(
     le.engines.push(baseline(
         &pt,
         &cr,
+        Some(&iv),
         &keys128,
         small.len(),
         opts.rounds,
         &reference,
     ));
     drop(pt);
+    drop(iv);
     drop(cr);
 
     eprintln!("full: {} prefixes, {} keys", prefixes.len(), keys.len());
     let cr = Chainroute::new(prefixes);
-    let (r, _) = measure(&cr, keys, prefixes.len(), opts.rounds);
+    let (r, reference) = measure(&cr, keys, prefixes.len(), opts.rounds);
     eprintln!(
         "  {:<12} {:>8.1} M/s single {:>8.1} M/s bulk",
         r.name,
         r.single / 1e6,
         r.bulk / 1e6
     );
+    let (_, ir) = intervals_row(prefixes, &cr, keys, opts.rounds, &reference);
     let full = TableResult {
         name: "full",
         prefixes: prefixes.len(),
-        engines: vec![r],
+        engines: vec![r, ir],
     };
     vec![le, full]
 }
@@ -545,6 +601,12 @@ pub fn to_json(
                         v["chainroute_bulk_ratios_paired"] =
                             json!(e.paired_bulk_ratios.iter().map(|&x| round3(x)).collect::<Vec<_>>());
                     }
+                    if !e.intervals_paired.is_empty() {
+                        v["intervals_bulk_ratio_paired"] = json!(round3(median(&e.intervals_paired)));
+                    }
+                    if let Some(b) = e.build_secs {
+                        v["build_seconds"] = json!(round3(b));
+                    }
                     v
                 }).collect::<Vec<_>>(),
             })
@@ -589,6 +651,9 @@ fn ratios(tables: &[Value]) -> Value {
                 if let Some(p) = e["chainroute_bulk_ratio_paired"].as_f64() {
                     out.insert(format!("bulk_vs_{name}_paired"), json!(p));
                 }
+                if let Some(p) = e["intervals_bulk_ratio_paired"].as_f64() {
+                    out.insert(format!("intervals_bulk_vs_{name}_paired"), json!(p));
+                }
                 out.insert(format!("single_vs_{name}"), json!(r("lookups_per_sec")));
                 if let Some(sb) = e["scalar_bulk_lookups_per_sec"].as_f64() {
                     let cb = cr["bulk_lookups_per_sec"].as_f64().unwrap_or(0.0);
@@ -611,17 +676,21 @@ pub fn to_text(tables: &[TableResult], upd: &UpdateResult) -> String {
         let _ = writeln!(s, "table {} ({} prefixes)", t.name, t.prefixes);
         let _ = writeln!(
             s,
-            "  {:<12} {:>14} {:>14} {:>10}",
+            "  {:<20} {:>14} {:>14} {:>10}",
             "engine", "single M/s", "bulk M/s", "B/prefix"
         );
         for e in &t.engines {
             let _ = writeln!(
                 s,
-                "  {:<12} {:>14.1} {:>14.1} {:>10.1}{}{}",
+                "  {:<20} {:>14.1} {:>14.1} {:>10.1}{}{}{}",
                 e.name,
                 e.single / 1e6,
                 e.bulk / 1e6,
                 e.bytes_per_prefix,
+                match e.build_secs {
+                    Some(b) => format!("  (static: built in {b:.2} s, rebuilt to change)"),
+                    None => String::new(),
+                },
                 if e.native_bulk {
                     ""
                 } else {
@@ -644,6 +713,14 @@ pub fn to_text(tables: &[TableResult], upd: &UpdateResult) -> String {
                     cr.single / e.single,
                     median(&e.paired_bulk_ratios)
                 );
+                if !e.intervals_paired.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "  chainroute-intervals / {:<12} bulk, paired passes {:>6.2}x",
+                        e.name,
+                        median(&e.intervals_paired)
+                    );
+                }
                 if let Some((ss, sb)) = e.scalar {
                     let _ = writeln!(
                         s,

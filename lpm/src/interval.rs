@@ -1,0 +1,647 @@
+//! A read-optimised longest-prefix match over elementary intervals (the idea of
+//! PlanB, NSDI '26, carried to 256-bit keys): built from a prefix list, searched,
+//! never edited. Changes are made by building a new one.
+//!
+//! Longest-prefix match is a step function of the address: the prefixes' first
+//! addresses and the addresses after their last cut the space into elementary
+//! intervals with one answer each, however the prefixes nest. So one ordered
+//! search over the cuts answers it: no walk down the prefix lengths.
+//!
+//! 256-bit cuts would make every comparison four words wide, so the key is taken
+//! 64 bits at a time. A *table* holds the intervals of one 64-bit chunk of the key;
+//! an interval that is a single chunk value under which longer prefixes start (a
+//! *point*) leads to a child table for the next chunk, built with the point's own
+//! answer as the child's default. Real tables need one table (prefixes up to /64);
+//! /96 subnets a second, /160 and /256 routes a third and fourth.
+//!
+//! A table's cuts form a static B+-tree laid out level by level without pointers
+//! (an S+-tree): nodes of 16 keys (two cache lines), the children of node `j` at
+//! `17 j .. 17 j + 16` in the next level. Keys are the intervals' *last* chunks
+//! and a step counts the keys strictly below the search key, so the padding
+//! (`u64::MAX`) is never counted and the last interval (which ends at `u64::MAX`)
+//! needs no special case. One step is two 8-lane compares and a popcount; the bulk
+//! lookup steps a batch of keys in rounds and prefetches each key's next node, so
+//! the misses of different keys overlap.
+
+use crate::node::{chunk, words, Words, NONE};
+use crate::table::{pieces_into, Local, Piece};
+use chainroute_wire::{Address, Prefix};
+use std::collections::HashMap;
+
+/// Keys per node (two 64-byte lines of u64).
+const KEYS: usize = 16;
+/// Children per internal node.
+const FANOUT: usize = KEYS + 1;
+/// Deepest B+-tree a table can need: 16 * 17^6 > 2^32 intervals.
+const MAX_LEVELS: usize = 7;
+/// An outcome with this bit leads to the child table in the low bits.
+const CHILD: u32 = 1 << 31;
+/// An outcome with this bit (and not `CHILD`) is a point under which exactly one
+/// longer prefix starts: `singles[low bits]` answers it without a table (most
+/// host routes and small blocks are alone under their point; a table each would
+/// cost a node, a descriptor and three outcomes).
+const SINGLE: u32 = 1 << 30;
+/// Keys stepped together by the bulk lookup.
+pub const INTERVAL_BATCH: usize = 64;
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Node([u64; KEYS]);
+
+const PAD: Node = Node([u64::MAX; KEYS]);
+
+/// One 64-bit chunk's intervals: where its levels start in `nodes`, where its
+/// outcomes start in `outcomes`.
+#[derive(Clone, Copy, Debug, Default)]
+struct TableDesc {
+    levels: u32,
+    outcomes: u32,
+    level_start: [u32; MAX_LEVELS],
+}
+
+/// A static longest-prefix-match table over elementary intervals (see the module
+/// documentation). Prefix lengths 0..=256; next hops any u32.
+pub struct IntervalTable {
+    nodes: Vec<Node>,
+    /// Per interval: a value code (0: no match, `c`: `values[c - 1]`) or
+    /// `CHILD | table`.
+    outcomes: Vec<u32>,
+    tables: Vec<TableDesc>,
+    singles: Vec<Single>,
+    values: Vec<u32>,
+    prefixes: usize,
+}
+
+/// The one longer prefix under a point, and the point's own answer.
+#[derive(Clone, Copy, Debug)]
+struct Single {
+    addr: Words,
+    len: u16,
+    value: u32,
+    inherited: u32,
+}
+
+impl std::fmt::Debug for IntervalTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.debug_struct("IntervalTable")
+            .field("prefixes", &self.prefixes)
+            .field("tables", &self.tables.len())
+            .field("intervals", &self.outcomes.len())
+            .finish()
+    }
+}
+
+/// A prefix as the builder sees it: address words, length, value code.
+type Item = (Words, u16, u32);
+
+/// Scratch of one table's build, reused across tables.
+#[derive(Default)]
+struct Scratch {
+    locals: Vec<Local>,
+    groups: Vec<(u64, std::ops::Range<usize>)>,
+    pieces: Vec<Piece>,
+    open: Vec<(u64, u32)>,
+}
+
+impl IntervalTable {
+    /// Builds the table; of equal prefixes the last one counts.
+    pub fn from_prefixes<I: IntoIterator<Item = (Prefix, u32)>>(pairs: I) -> IntervalTable {
+        let mut t = IntervalTable {
+            nodes: Vec::new(),
+            outcomes: Vec::new(),
+            tables: Vec::new(),
+            singles: Vec::new(),
+            values: Vec::new(),
+            prefixes: 0,
+        };
+        let mut codes: HashMap<u32, u32> = HashMap::new();
+        let mut items: Vec<Item> = Vec::new();
+        for (p, v) in pairs {
+            let code = *codes.entry(v).or_insert_with(|| {
+                t.values.push(v);
+                t.values.len() as u32
+            });
+            items.push((words(p.addr().as_bytes()), p.len(), code));
+        }
+        // Sort by address then length, keeping the last of equal prefixes.
+        items.reverse();
+        items.sort_by_key(|it| (it.0, it.1));
+        items.dedup_by_key(|it| (it.0, it.1));
+        t.prefixes = items.len();
+        let (default, rest) = match items.first() {
+            Some(&(_, 0, code)) => (code, &items[1..]),
+            _ => (NONE, &items[..]),
+        };
+        t.build_table(0, rest, default, &mut Scratch::default());
+        t.nodes.shrink_to_fit();
+        t.outcomes.shrink_to_fit();
+        t.tables.shrink_to_fit();
+        t
+    }
+
+    /// Builds the table of the chunk at bit `d` for `items` (sorted, all longer
+    /// than `d`, sharing their first `d` bits); `inherited` answers where none of
+    /// them matches. Returns the table's index.
+    fn build_table(&mut self, d: usize, items: &[Item], inherited: u32, s: &mut Scratch) -> u32 {
+        let id = self.tables.len() as u32;
+        self.tables.push(TableDesc::default());
+        s.locals.clear();
+        s.groups.clear();
+        let mut i = 0;
+        while i < items.len() {
+            let (a, len, code) = items[i];
+            let x = chunk(&a, d, 64);
+            if len as usize <= d + 64 {
+                s.locals.push(Local {
+                    start: x,
+                    rel: (len as usize - d) as u8,
+                    value: code,
+                });
+                i += 1;
+            } else {
+                // The longer prefixes under one chunk value are adjacent (sorted).
+                let mut j = i + 1;
+                while j < items.len()
+                    && items[j].1 as usize > d + 64
+                    && chunk(&items[j].0, d, 64) == x
+                {
+                    j += 1;
+                }
+                s.groups.push((x, i..j));
+                i = j;
+            }
+        }
+        // Locals and groups interleave in address order; the sweep needs groups
+        // in chunk order, which they are, and sorts the locals itself.
+        pieces_into(64, &mut s.locals, &s.groups, &mut s.pieces, &mut s.open);
+        let pieces = std::mem::take(&mut s.pieces);
+        let groups = std::mem::take(&mut s.groups);
+        let mut outs = Vec::with_capacity(pieces.len());
+        for p in &pieces {
+            let value = if p.value == NONE { inherited } else { p.value };
+            outs.push(match p.group {
+                None => value,
+                Some(g) => match &items[groups[g].1.clone()] {
+                    &[(addr, len, code)] => {
+                        self.singles.push(Single {
+                            addr,
+                            len,
+                            value: code,
+                            inherited: value,
+                        });
+                        SINGLE | (self.singles.len() - 1) as u32
+                    }
+                    more => CHILD | self.build_table(d + 64, more, value, s),
+                },
+            });
+        }
+        let lasts: Vec<u64> = pieces
+            .windows(2)
+            .map(|w| w[1].start - 1)
+            .chain(std::iter::once(u64::MAX))
+            .collect();
+        s.pieces = pieces;
+        s.groups = groups;
+        let desc = self.lay_out(&lasts, &outs);
+        self.tables[id as usize] = desc;
+        id
+    }
+
+    /// Appends the S+-tree over `lasts` (the intervals' last chunks, ascending,
+    /// ending in `u64::MAX`) and their outcomes.
+    fn lay_out(&mut self, lasts: &[u64], outs: &[u32]) -> TableDesc {
+        // Levels bottom-up: the leaves hold every key; a parent holds, for each of
+        // its first 16 children, the child's largest key.
+        let mut levels: Vec<Vec<Node>> = vec![lasts.chunks(KEYS).map(fill).collect()];
+        let mut maxes: Vec<u64> = lasts.chunks(KEYS).map(|c| c[c.len() - 1]).collect();
+        while maxes.len() > 1 {
+            let parents: Vec<Node> = maxes
+                .chunks(FANOUT)
+                .map(|c| fill(&c[..c.len().min(KEYS)]))
+                .collect();
+            maxes = maxes.chunks(FANOUT).map(|c| c[c.len() - 1]).collect();
+            levels.push(parents);
+        }
+        assert!(levels.len() <= MAX_LEVELS, "more than 2^32 intervals");
+        let mut desc = TableDesc {
+            levels: levels.len() as u32,
+            outcomes: self.outcomes.len() as u32,
+            level_start: [0; MAX_LEVELS],
+        };
+        for (l, nodes) in levels.iter().rev().enumerate() {
+            desc.level_start[l] = self.nodes.len() as u32;
+            self.nodes.extend_from_slice(nodes);
+        }
+        self.outcomes.extend_from_slice(outs);
+        desc
+    }
+
+    /// How many prefixes it was built from (after removing duplicates).
+    pub fn len(&self) -> usize {
+        self.prefixes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prefixes == 0
+    }
+
+    /// Elementary intervals over all tables.
+    pub fn intervals(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    /// Tables (64-bit chunk levels) in all.
+    pub fn tables(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Bytes the lookups read from: nodes, outcomes, table descriptors, values.
+    pub fn memory_bytes(&self) -> usize {
+        self.nodes.len() * std::mem::size_of::<Node>()
+            + self.outcomes.len() * 4
+            + self.tables.len() * std::mem::size_of::<TableDesc>()
+            + self.singles.len() * std::mem::size_of::<Single>()
+            + self.values.len() * 4
+    }
+
+    /// The answer of a leaf outcome (a value code or a single) for `key`.
+    #[inline(always)]
+    fn finish(&self, o: u32, key: &Address) -> Option<u32> {
+        if o & SINGLE == 0 {
+            return self.decode(o);
+        }
+        let one = &self.singles[(o & !SINGLE) as usize];
+        let k = words(key.as_bytes());
+        let matches = (0..4).all(|i| {
+            let bits = (one.len as usize).saturating_sub(64 * i).min(64) as u32;
+            let mask = u64::MAX.checked_shl(64 - bits).unwrap_or(0);
+            (k[i] ^ one.addr[i]) & mask == 0
+        });
+        self.decode(if matches { one.value } else { one.inherited })
+    }
+
+    #[inline(always)]
+    fn decode(&self, code: u32) -> Option<u32> {
+        match code {
+            NONE => None,
+            c => Some(self.values[c as usize - 1]),
+        }
+    }
+
+    /// Longest-prefix match of one key.
+    pub fn lookup(&self, key: &Address) -> Option<u32> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, all `avx512::single` is compiled for.
+            return unsafe { avx512::single(self, key) };
+        }
+        self.lookup_with::<Portable>(key)
+    }
+
+    /// The single-key lookup without target features, for cross-checking.
+    #[doc(hidden)]
+    pub fn lookup_portable(&self, key: &Address) -> Option<u32> {
+        self.lookup_with::<Portable>(key)
+    }
+
+    #[inline(always)]
+    fn lookup_with<R: Rank>(&self, key: &Address) -> Option<u32> {
+        let k = words(key.as_bytes());
+        let (mut t, mut c) = (0usize, 0usize);
+        loop {
+            let desc = &self.tables[t];
+            let x = k[c];
+            let mut idx = 0usize;
+            for l in 0..desc.levels as usize {
+                let node = &self.nodes[desc.level_start[l] as usize + idx];
+                let below = R::below(node, x);
+                idx = if l + 1 < desc.levels as usize {
+                    idx * FANOUT + below
+                } else {
+                    idx * KEYS + below
+                };
+            }
+            let o = self.outcomes[desc.outcomes as usize + idx];
+            if o & CHILD == 0 {
+                return self.finish(o, key);
+            }
+            t = (o & !CHILD) as usize;
+            c += 1;
+        }
+    }
+
+    /// Longest-prefix match of a batch: `out[i]` for `keys[i]` (`out` at least as
+    /// long as `keys`).
+    pub fn lookup_bulk(&self, keys: &[Address], out: &mut [Option<u32>]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, all `avx512::bulk` is compiled for.
+            return unsafe { avx512::bulk(self, keys, out) };
+        }
+        self.bulk_with::<Portable>(keys, out)
+    }
+
+    /// The bulk lookup without target features, for cross-checking.
+    #[doc(hidden)]
+    pub fn lookup_bulk_portable(&self, keys: &[Address], out: &mut [Option<u32>]) {
+        self.bulk_with::<Portable>(keys, out)
+    }
+
+    /// Steps up to [`INTERVAL_BATCH`] keys together. Every key starts in the top
+    /// table, so its levels go in lockstep: one level for all keys, then the
+    /// next, each step prefetching the node that key needs next (the other keys'
+    /// steps give it time to arrive). Keys that go on into child tables (most
+    /// take none, a /96 subnet one, a host route two or three) then continue in
+    /// rounds, each round taking every unfinished key one node further.
+    #[inline(always)]
+    fn bulk_with<R: Rank>(&self, keys: &[Address], out: &mut [Option<u32>]) {
+        assert!(out.len() >= keys.len(), "out shorter than keys");
+        let top = self.tables[0];
+        let depth = top.levels as usize;
+        for (kc, oc) in keys
+            .chunks(INTERVAL_BATCH)
+            .zip(out.chunks_mut(INTERVAL_BATCH))
+        {
+            let n = kc.len();
+            let mut idx = [0usize; INTERVAL_BATCH];
+            let mut x = [0u64; INTERVAL_BATCH];
+            for (xk, key) in x.iter_mut().zip(kc) {
+                *xk = key_chunk(key, 0);
+            }
+            for l in 0..depth {
+                let level = top.level_start[l] as usize;
+                let leaf = l + 1 == depth;
+                let next = if leaf {
+                    0
+                } else {
+                    top.level_start[l + 1] as usize
+                };
+                for k in 0..n {
+                    let below = R::below(self.node(level + idx[k]), x[k]);
+                    if leaf {
+                        idx[k] = idx[k] * KEYS + below;
+                    } else {
+                        idx[k] = idx[k] * FANOUT + below;
+                        R::prefetch(self.nodes.as_ptr().wrapping_add(next + idx[k]));
+                    }
+                }
+            }
+            // Keys that continue: (key, table) in `more`; keys that end on a
+            // single in `singles` (answered last, after their lines were fetched).
+            let mut more = [(0u8, 0u32); INTERVAL_BATCH];
+            let mut live = 0;
+            let mut singles = [(0u8, 0u32); INTERVAL_BATCH];
+            let mut ns = 0;
+            for k in 0..n {
+                let o = self.outcome(top.outcomes as usize + idx[k]);
+                if o & CHILD != 0 {
+                    let t = o & !CHILD;
+                    R::prefetch(self.first_node(t));
+                    more[live] = (k as u8, t);
+                    live += 1;
+                } else if o & SINGLE != 0 {
+                    R::prefetch_single(self.single_at(o));
+                    singles[ns] = (k as u8, o);
+                    ns += 1;
+                } else {
+                    oc[k] = self.decode(o);
+                }
+            }
+            if live > 0 {
+                self.rounds::<R>(kc, oc, &mut more[..live], &mut singles, &mut ns);
+            }
+            for &(k, o) in &singles[..ns] {
+                oc[k as usize] = self.finish(o, &kc[k as usize]);
+            }
+        }
+    }
+
+    /// The bulk lookup's second part: keys `more[i].0` of `kc`, each to be looked
+    /// up from the table `more[i].1` (at the key's second chunk). A leaf step
+    /// prefetches the outcome, which the key reads in the next round; keys that
+    /// end on a single go to `singles`.
+    #[inline(always)]
+    fn rounds<R: Rank>(
+        &self,
+        kc: &[Address],
+        oc: &mut [Option<u32>],
+        more: &mut [(u8, u32)],
+        singles: &mut [(u8, u32); INTERVAL_BATCH],
+        ns: &mut usize,
+    ) {
+        let mut chunk_at = [1u8; INTERVAL_BATCH];
+        let mut level = [0u8; INTERVAL_BATCH];
+        let mut idx = [0usize; INTERVAL_BATCH];
+        let mut live = more.len();
+        while live > 0 {
+            let mut kept = 0;
+            for a in 0..live {
+                let (k, table) = more[a];
+                let desc = self.desc(table);
+                let (ki, l) = (k as usize, level[a] as usize);
+                let ch = chunk_at[a];
+                // The slot's next state: (table, level, index, chunk). Level
+                // `levels` means "read the outcome at `index`".
+                let next = if l < desc.levels as usize {
+                    let x = key_chunk(&kc[ki], ch as usize);
+                    let below = R::below(self.node(desc.level_start[l] as usize + idx[a]), x);
+                    if l + 1 < desc.levels as usize {
+                        let ix = idx[a] * FANOUT + below;
+                        let at = desc.level_start[l + 1] as usize + ix;
+                        R::prefetch(self.nodes.as_ptr().wrapping_add(at));
+                        (table, l as u8 + 1, ix, ch)
+                    } else {
+                        let ix = desc.outcomes as usize + idx[a] * KEYS + below;
+                        R::prefetch_outcome(self.outcomes.as_ptr().wrapping_add(ix));
+                        (table, l as u8 + 1, ix, ch)
+                    }
+                } else {
+                    let o = self.outcome(idx[a]);
+                    if o & CHILD == 0 {
+                        if o & SINGLE != 0 {
+                            R::prefetch_single(self.single_at(o));
+                            singles[*ns] = (k, o);
+                            *ns += 1;
+                        } else {
+                            oc[ki] = self.decode(o);
+                        }
+                        continue;
+                    }
+                    let child = o & !CHILD;
+                    R::prefetch(self.first_node(child));
+                    (child, 0, 0, ch + 1)
+                };
+                // Compact in place: slot `kept` <= `a` was read already.
+                (more[kept].1, level[kept], idx[kept], chunk_at[kept]) = next;
+                more[kept].0 = k;
+                kept += 1;
+            }
+            live = kept;
+        }
+    }
+
+    /// The address of the single an outcome names (for prefetching).
+    #[inline(always)]
+    fn single_at(&self, o: u32) -> *const Single {
+        self.singles.as_ptr().wrapping_add((o & !SINGLE) as usize)
+    }
+
+    #[inline(always)]
+    fn desc(&self, t: u32) -> &TableDesc {
+        &self.tables[t as usize]
+    }
+
+    #[inline(always)]
+    fn node(&self, i: usize) -> &Node {
+        &self.nodes[i]
+    }
+
+    #[inline(always)]
+    fn outcome(&self, i: usize) -> u32 {
+        self.outcomes[i]
+    }
+
+    /// The address of a table's root node (for prefetching).
+    #[inline(always)]
+    fn first_node(&self, t: u32) -> *const Node {
+        self.nodes
+            .as_ptr()
+            .wrapping_add(self.desc(t).level_start[0] as usize)
+    }
+}
+
+/// The `c`-th 64-bit chunk of a key.
+#[inline(always)]
+fn key_chunk(key: &Address, c: usize) -> u64 {
+    let b: [u8; 8] = key.0[8 * c..8 * c + 8].try_into().expect("8 bytes");
+    u64::from_be_bytes(b)
+}
+
+/// A node with `keys` first and padding after.
+fn fill(keys: &[u64]) -> Node {
+    let mut n = PAD;
+    n.0[..keys.len()].copy_from_slice(keys);
+    n
+}
+
+/// One step's count: how many of a node's keys are below `x`.
+trait Rank {
+    fn below(node: &Node, x: u64) -> usize;
+    fn prefetch(_node: *const Node) {}
+    fn prefetch_outcome(_o: *const u32) {}
+    fn prefetch_single(_s: *const Single) {}
+}
+
+struct Portable;
+
+impl Rank for Portable {
+    #[inline(always)]
+    fn below(node: &Node, x: u64) -> usize {
+        node.0.iter().map(|&k| (k < x) as usize).sum()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    pub struct Avx512;
+
+    impl Rank for Avx512 {
+        #[inline(always)]
+        fn below(node: &Node, x: u64) -> usize {
+            // SAFETY: only reached from `bulk`, which runs with AVX-512F enabled;
+            // a node is 128 bytes aligned to 64.
+            unsafe {
+                let p = node.0.as_ptr() as *const __m512i;
+                let v = _mm512_set1_epi64(x as i64);
+                let lo = _mm512_cmplt_epu64_mask(_mm512_load_si512(p), v);
+                let hi = _mm512_cmplt_epu64_mask(_mm512_load_si512(p.add(1)), v);
+                (lo.count_ones() + hi.count_ones()) as usize
+            }
+        }
+
+        #[inline(always)]
+        fn prefetch(node: *const Node) {
+            // SAFETY: prefetches never fault.
+            unsafe {
+                _mm_prefetch(node as *const i8, _MM_HINT_T0);
+                _mm_prefetch((node as *const i8).wrapping_add(64), _MM_HINT_T0);
+            }
+        }
+
+        #[inline(always)]
+        fn prefetch_outcome(o: *const u32) {
+            // SAFETY: prefetches never fault.
+            unsafe { _mm_prefetch(o as *const i8, _MM_HINT_T0) }
+        }
+
+        #[inline(always)]
+        fn prefetch_single(s: *const Single) {
+            // SAFETY: prefetches never fault. A single (48 bytes) can straddle
+            // two lines: fetch both ends.
+            unsafe {
+                _mm_prefetch(s as *const i8, _MM_HINT_T0);
+                _mm_prefetch((s as *const i8).wrapping_add(47), _MM_HINT_T0);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,popcnt")]
+    pub unsafe fn single(t: &IntervalTable, key: &Address) -> Option<u32> {
+        t.lookup_with::<Avx512>(key)
+    }
+
+    #[target_feature(enable = "avx512f,popcnt")]
+    pub unsafe fn bulk(t: &IntervalTable, keys: &[Address], out: &mut [Option<u32>]) {
+        t.bulk_with::<Avx512>(keys, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NaiveLpm;
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+
+    fn check(pairs: &[(Prefix, u32)], keys: &[Address]) {
+        let t = IntervalTable::from_prefixes(pairs.iter().copied());
+        let mut naive = NaiveLpm::new();
+        for &(q, v) in pairs {
+            naive.insert(q, v);
+        }
+        let mut bulk = vec![Some(u32::MAX); keys.len()];
+        t.lookup_bulk(keys, &mut bulk);
+        let mut portable = vec![Some(u32::MAX); keys.len()];
+        t.lookup_bulk_portable(keys, &mut portable);
+        for (i, k) in keys.iter().enumerate() {
+            let want = naive.lookup(k);
+            assert_eq!(t.lookup(k), want, "single {k}");
+            assert_eq!(t.lookup_portable(k), want, "portable single {k}");
+            assert_eq!(bulk[i], want, "bulk {k}");
+            assert_eq!(portable[i], want, "portable bulk {k}");
+        }
+    }
+
+    #[test]
+    fn empty_default_and_edges() {
+        let ends = [
+            Address::UNSPECIFIED,
+            Address([0xff; 32]),
+            Address([0x80; 32]),
+        ];
+        check(&[], &ends);
+        check(&[(Prefix::DEFAULT, 7)], &ends);
+        // A host route at the very top of the space: its interval ends the chunk
+        // space, in every one of the four tables.
+        check(
+            &[(Prefix::host(Address([0xff; 32])), 1), (p("ff00::/8"), 2)],
+            &ends,
+        );
+        check(&[(Prefix::host(Address::UNSPECIFIED), 3)], &ends);
+    }
+}
