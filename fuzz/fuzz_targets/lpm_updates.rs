@@ -1,14 +1,15 @@
 //! Drives the LPM's writer with arbitrary sequences of inserts, removes, replaces
 //! and batches, and checks the table against the naive reference: every lookup
 //! kernel, `get` and `len` after each batch; at the end also its structure
-//! (`Lpm::check`) and a bulk build of the same prefixes.
+//! (`Lpm::check`), a bulk build of the same prefixes, and the interval engine
+//! (`IntervalTable`) built from them.
 //!
 //! The input decides the prefixes, so they nest: each new prefix may start from one
 //! already used and change a few bits near its end. That keeps most of them inside
 //! the same nodes, where the edits, node splits, skips and DENSE repaints happen.
 #![no_main]
 
-use chainroute_lpm::{Config, Lpm, NaiveLpm, Update};
+use chainroute_lpm::{Config, IntervalTable, Lpm, NaiveLpm, Update};
 use chainroute_wire::{Address, Prefix};
 use libfuzzer_sys::fuzz_target;
 
@@ -179,6 +180,21 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     want.sort_unstable();
     assert_eq!(listed, want, "iter");
+    // The interval engine, built from the same prefixes, answers the same.
+    let iv = IntervalTable::from_prefixes(want.iter().copied());
+    assert_eq!(iv.len(), naive.len(), "interval len");
+    let keys = keys(&pool);
+    let mut bulk = vec![None; keys.len()];
+    iv.lookup_bulk(&keys, &mut bulk);
+    let mut portable = vec![None; keys.len()];
+    iv.lookup_bulk_portable(&keys, &mut portable);
+    for (i, k) in keys.iter().enumerate() {
+        let want = naive.lookup(k);
+        assert_eq!(iv.lookup(k), want, "interval lookup {k}");
+        assert_eq!(iv.lookup_portable(k), want, "interval portable lookup {k}");
+        assert_eq!(bulk[i], want, "interval bulk lookup {k}");
+        assert_eq!(portable[i], want, "interval portable bulk lookup {k}");
+    }
     // A bulk build of the same prefixes answers the same.
     let built = Lpm::from_prefixes_with_config(want, cfg());
     compare(&built, &naive, &pool);
