@@ -110,6 +110,30 @@
 //!    structure could only give a wrong answer: no out-of-bounds read, no panic,
 //!    no endless loop, for any key.
 //!
+//! # The interval snapshot
+//!
+//! [`IntervalTable`] answers the same question another way (the idea of PlanB,
+//! NSDI '26): the prefixes cut the address space into elementary intervals with
+//! one answer each, so one ordered search over the cuts replaces the walk. Keys
+//! are taken 64 bits at a time: a table per chunk, an S+-tree of 16-key nodes
+//! (two cache lines, two 8-lane compares and a popcount per step, no pointers),
+//! child tables under the chunk values where longer prefixes start. It is static:
+//! built from a prefix list, never edited. On the realistic table its bulk lookup
+//! is two to three times the trie's, so the writer can publish one
+//! ([`Lpm::publish_snapshot`]) when the routes have settled; bulk lookups (the
+//! writer's and every [`Reader`]'s) then search it, and the next change withdraws
+//! it before touching the trie:
+//!
+//! 5. **Snapshot.** Publishing is one AcqRel swap of a pointer to a fully built
+//!    table; a reader loads it with Acquire, so it sees the whole table. A change
+//!    first swaps the pointer to null (AcqRel), then changes the trie with its
+//!    Release stores: a reader that sees any part of the change (an Acquire load
+//!    that reads one of those stores) happens-after the swap and can no longer
+//!    load the old pointer, so it never goes back to the answers before the
+//!    change. A reader that loaded the pointer before the swap finishes its
+//!    lookups on the old contents, as a walk through replaced nodes does; the
+//!    table is retired like an arena and freed after a grace period.
+//!
 //! # `unsafe`
 //!
 //! Confined to: the arena (mmap/madvise/munmap, a slice from the mapping, one

@@ -1,6 +1,7 @@
 //! The table: one writer ([`Lpm`]) and any number of readers ([`Reader`]).
 
 use crate::arena::{class_of, Alloc, Arena, CLASSES};
+use crate::interval::IntervalTable;
 use crate::lookup;
 use crate::node::*;
 use crate::qsbr::Qsbr;
@@ -82,33 +83,47 @@ pub struct MemoryStats {
     /// The arena is a mapping advised to use transparent huge pages (fewer TLB
     /// misses per lookup); the kernel decides whether it gets them.
     pub huge_page_mapped: bool,
+    /// The published interval snapshot (0: none).
+    pub snapshot: usize,
 }
 
 impl MemoryStats {
     /// Everything the table needs: root, nodes, free blocks and writer index
     /// (not the arena's unused headroom).
     pub fn total(&self) -> usize {
-        self.root + self.nodes + self.big_values + self.free + self.writer
+        self.root + self.nodes + self.big_values + self.free + self.writer + self.snapshot
     }
 }
 
-/// An arena pointer kept alive until it is safe to free.
-struct Retired(*mut Arena);
-// SAFETY: the pointer comes from Box::into_raw(Box<Arena>); Arena is Send + Sync and
-// the pointer is only turned back into a Box once, when no reader can use it.
+/// Memory readers may still use, kept until it is safe to free: a replaced arena
+/// or a withdrawn snapshot.
+enum Retired {
+    Arena(*mut Arena),
+    Snapshot(*mut IntervalTable),
+}
+// SAFETY: the pointers come from Box::into_raw; Arena and IntervalTable are Send +
+// Sync, and a pointer is only turned back into a Box once, when no reader can use it.
 unsafe impl Send for Retired {}
 
 impl Retired {
     /// # Safety
-    /// No reader may still use the arena, and this is the only owner.
+    /// No reader may still use the memory, and this is the only owner.
     unsafe fn free(self) {
-        // SAFETY: per the caller; the pointer came from Box::into_raw.
-        drop(unsafe { Box::from_raw(self.0) });
+        // SAFETY: per the caller; the pointers came from Box::into_raw.
+        unsafe {
+            match self {
+                Retired::Arena(p) => drop(Box::from_raw(p)),
+                Retired::Snapshot(p) => drop(Box::from_raw(p)),
+            }
+        }
     }
 }
 
 pub(crate) struct Shared {
     arena: AtomicPtr<Arena>,
+    /// The interval snapshot of the current contents, or null: see
+    /// [`Lpm::publish_snapshot`].
+    snapshot: AtomicPtr<IntervalTable>,
     qsbr: Qsbr,
     /// Arenas retired by a writer that was dropped while readers lived.
     graveyard: Mutex<Vec<Retired>>,
@@ -126,13 +141,27 @@ impl Shared {
         // this borrow, all of which end before the caller returns.
         unsafe { &*self.arena.load(Ordering::Acquire) }
     }
+
+    /// The published snapshot, if any.
+    #[inline(always)]
+    fn snapshot(&self) -> Option<&IntervalTable> {
+        // SAFETY: as for the arena: a non-null pointer came from Box::into_raw and
+        // is freed only after a grace period that follows its withdrawal (or when
+        // `Shared` drops), and every use of this borrow ends before the caller
+        // reports a quiescent state.
+        unsafe { self.snapshot.load(Ordering::Acquire).as_ref() }
+    }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
         // SAFETY: `Shared` is going away, so no reader or writer remains.
         unsafe {
-            Retired(*self.arena.get_mut()).free();
+            Retired::Arena(*self.arena.get_mut()).free();
+            let snapshot = *self.snapshot.get_mut();
+            if !snapshot.is_null() {
+                Retired::Snapshot(snapshot).free();
+            }
             for r in self
                 .graveyard
                 .get_mut()
@@ -511,10 +540,10 @@ pub struct Lpm {
     big_block: (usize, usize),
     /// Blocks unlinked by the operation in progress.
     pending: Vec<(u32, u8)>,
-    pending_arenas: Vec<Retired>,
+    pending_frees: Vec<Retired>,
     /// Unlinked blocks waiting for their grace period.
     retired: VecDeque<(u64, Vec<(u32, u8)>)>,
-    retired_arenas: VecDeque<(u64, Retired)>,
+    retired_frees: VecDeque<(u64, Retired)>,
     ops_since_reclaim: u32,
     /// Emptied block lists, for `pending` to reuse.
     spare_lists: Vec<Vec<(u32, u8)>>,
@@ -552,6 +581,7 @@ impl Lpm {
         ));
         let shared = Arc::new(Shared {
             arena: AtomicPtr::new(Box::into_raw(arena)),
+            snapshot: AtomicPtr::new(std::ptr::null_mut()),
             qsbr: Qsbr::new(cfg.max_readers),
             graveyard: Mutex::new(Vec::new()),
         });
@@ -569,9 +599,9 @@ impl Lpm {
             big: Vec::new(),
             big_block: (0, 0),
             pending: Vec::new(),
-            pending_arenas: Vec::new(),
+            pending_frees: Vec::new(),
             retired: VecDeque::new(),
-            retired_arenas: VecDeque::new(),
+            retired_frees: VecDeque::new(),
             spare_lists: Vec::new(),
             scratch: EditScratch::default(),
             spare_plans: Vec::new(),
@@ -651,7 +681,9 @@ impl Lpm {
         self.count == 0
     }
 
-    /// Longest-prefix match (the writer needs no QSBR registration).
+    /// Longest-prefix match (the writer needs no QSBR registration). One key
+    /// walks the trie even while a snapshot is published: the snapshot's gain is
+    /// in overlapping many keys' searches, and alone a key is faster in the trie.
     #[inline]
     pub fn lookup(&self, key: &Address) -> Option<u32> {
         lookup::lookup(self.a(), key)
@@ -659,7 +691,55 @@ impl Lpm {
 
     /// Longest-prefix match of a batch; see [`Reader::lookup_bulk`].
     pub fn lookup_bulk(&self, keys: &[Address], out: &mut [Option<u32>]) {
-        lookup::lookup_bulk(self.a(), keys, out)
+        match self.shared.snapshot() {
+            Some(s) => s.lookup_bulk(keys, out),
+            None => lookup::lookup_bulk(self.a(), keys, out),
+        }
+    }
+
+    /// Builds the interval snapshot ([`IntervalTable`]) of the current contents and
+    /// publishes it: from now on bulk lookups, here and in every [`Reader`], search
+    /// the snapshot (two to three times faster on real tables) until the next change,
+    /// which withdraws it first and leaves lookups to the editable trie. For tables
+    /// that change in bursts: publish when a burst has settled. Takes about 0.3 s
+    /// for 640,000 prefixes; returns the snapshot's size in bytes.
+    pub fn publish_snapshot(&mut self) -> usize {
+        let snap = Box::new(IntervalTable::from_prefixes(self.iter()));
+        let bytes = snap.memory_bytes();
+        let old = self
+            .shared
+            .snapshot
+            .swap(Box::into_raw(snap), Ordering::AcqRel);
+        if !old.is_null() {
+            self.pending_frees.push(Retired::Snapshot(old));
+            self.finish_op();
+        }
+        bytes
+    }
+
+    /// Whether a snapshot is published (no change since [`Lpm::publish_snapshot`]).
+    pub fn has_snapshot(&self) -> bool {
+        !self.shared.snapshot.load(Ordering::Relaxed).is_null()
+    }
+
+    /// Withdraws the snapshot before a change: readers that load the pointer from
+    /// now on walk the trie; those still in the snapshot finish on the contents
+    /// before the change (as a walk of replaced nodes does), and it is freed after
+    /// a grace period. The swap is ordered before the change's stores (AcqRel;
+    /// the trie's own publication stores are Release), so no reader can see the
+    /// snapshot after it has seen the change.
+    #[inline]
+    fn withdraw_snapshot(&mut self) {
+        if self.shared.snapshot.load(Ordering::Relaxed).is_null() {
+            return;
+        }
+        let old = self
+            .shared
+            .snapshot
+            .swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if !old.is_null() {
+            self.pending_frees.push(Retired::Snapshot(old));
+        }
     }
 
     /// The portable (no target features) kernels, for cross-checking.
@@ -688,6 +768,7 @@ impl Lpm {
 
     /// Adds `prefix` or changes its next hop; returns the previous next hop.
     pub fn insert(&mut self, prefix: Prefix, next_hop: u32) -> Option<u32> {
+        self.withdraw_snapshot();
         let old = self.insert_inner(&prefix, next_hop);
         self.finish_op();
         old
@@ -695,6 +776,7 @@ impl Lpm {
 
     /// Deletes `prefix`; returns its next hop if it was present.
     pub fn remove(&mut self, prefix: &Prefix) -> Option<u32> {
+        self.withdraw_snapshot();
         let old = self.remove_inner(prefix);
         self.finish_op();
         old
@@ -703,6 +785,7 @@ impl Lpm {
     /// Changes the next hop of a present prefix; returns the previous one, or
     /// `None` (and changes nothing) when the prefix is absent.
     pub fn replace(&mut self, prefix: &Prefix, next_hop: u32) -> Option<u32> {
+        self.withdraw_snapshot();
         let old = self.replace_inner(prefix, next_hop);
         self.finish_op();
         old
@@ -711,6 +794,7 @@ impl Lpm {
     /// Applies a batch in order; one grace period covers all of it. Returns how
     /// many updates changed the table.
     pub fn apply(&mut self, batch: &[Update]) -> usize {
+        self.withdraw_snapshot();
         self.warm_paths(batch);
         let mut changed = 0;
         for u in batch {
@@ -809,6 +893,10 @@ impl Lpm {
                 + self.dense.values().map(|d| d.locals.len() * 24 + 48).sum::<usize>(),
             arena_capacity: self.a().len() * 8,
             huge_page_mapped: self.a().is_mapped(),
+            snapshot: self
+                .shared
+                .snapshot()
+                .map_or(0, IntervalTable::memory_bytes),
         }
     }
 
@@ -1001,7 +1089,7 @@ impl Lpm {
         self.shared
             .arena
             .store(Box::into_raw(new), Ordering::Release);
-        self.pending_arenas.push(Retired(old));
+        self.pending_frees.push(Retired::Arena(old));
     }
 
     fn free(&mut self, off: usize, words: usize) {
@@ -1053,19 +1141,19 @@ impl Lpm {
 
     /// Ends an operation: memory it unlinked starts its grace period.
     fn finish_op(&mut self) {
-        if !self.pending.is_empty() || !self.pending_arenas.is_empty() {
+        if !self.pending.is_empty() || !self.pending_frees.is_empty() {
             let e = self.shared.qsbr.advance();
             if !self.pending.is_empty() {
                 let next = self.spare_lists.pop().unwrap_or_default();
                 let blocks = std::mem::replace(&mut self.pending, next);
                 self.retired.push_back((e, blocks));
             }
-            for r in self.pending_arenas.drain(..) {
-                self.retired_arenas.push_back((e, r));
+            for r in self.pending_frees.drain(..) {
+                self.retired_frees.push_back((e, r));
             }
         }
         self.ops_since_reclaim += 1;
-        if self.ops_since_reclaim >= 32 || !self.retired_arenas.is_empty() {
+        if self.ops_since_reclaim >= 32 || !self.retired_frees.is_empty() {
             self.reclaim();
         }
     }
@@ -1073,7 +1161,7 @@ impl Lpm {
     /// Reuses memory whose grace period has passed.
     fn reclaim(&mut self) {
         self.ops_since_reclaim = 0;
-        if self.retired.is_empty() && self.retired_arenas.is_empty() {
+        if self.retired.is_empty() && self.retired_frees.is_empty() {
             return;
         }
         let done = self.shared.qsbr.completed();
@@ -1087,8 +1175,8 @@ impl Lpm {
                 self.spare_lists.push(blocks);
             }
         }
-        while self.retired_arenas.front().is_some_and(|(e, _)| *e <= done) {
-            let (_, r) = self.retired_arenas.pop_front().unwrap();
+        while self.retired_frees.front().is_some_and(|(e, _)| *e <= done) {
+            let (_, r) = self.retired_frees.pop_front().unwrap();
             // SAFETY: every reader has been quiescent since this arena was replaced,
             // so none holds a reference into it; we are its only owner.
             unsafe { r.free() };
@@ -2297,8 +2385,8 @@ impl Drop for Lpm {
             .graveyard
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        g.extend(self.pending_arenas.drain(..));
-        g.extend(self.retired_arenas.drain(..).map(|(_, r)| r));
+        g.extend(self.pending_frees.drain(..));
+        g.extend(self.retired_frees.drain(..).map(|(_, r)| r));
     }
 }
 
@@ -2353,7 +2441,7 @@ impl Reader {
         self.shared.arena()
     }
 
-    /// Longest-prefix match of one key.
+    /// Longest-prefix match of one key (through the trie; see [`Lpm::lookup`]).
     #[inline]
     pub fn lookup(&self, key: &Address) -> Option<u32> {
         lookup::lookup(self.arena(), key)
@@ -2361,9 +2449,14 @@ impl Reader {
 
     /// Longest-prefix match of a batch (best with 32-64 keys): `out[i]` gets the
     /// next hop of the longest prefix matching `keys[i]`. The walks of up to 64 keys
-    /// are interleaved with prefetches so their cache misses overlap.
+    /// are interleaved with prefetches so their cache misses overlap. While a
+    /// snapshot is published ([`Lpm::publish_snapshot`]) it answers instead.
     pub fn lookup_bulk(&self, keys: &[Address], out: &mut [Option<u32>]) {
-        lookup::lookup_bulk(self.arena(), keys, out)
+        let a = self.arena();
+        match self.shared.snapshot() {
+            Some(s) => s.lookup_bulk(keys, out),
+            None => lookup::lookup_bulk(a, keys, out),
+        }
     }
 
     /// Reports that this reader holds no reference into the table right now.

@@ -99,6 +99,11 @@ fn readers_see_stable_routes_while_the_writer_churns() {
         if ops % 5000 == 0 {
             t.check().expect("structure");
         }
+        // Readers also go through published snapshots, each withdrawn (and freed
+        // after a grace period) by the next change.
+        if ops % 1000 == 0 {
+            t.publish_snapshot();
+        }
     }
     stop.store(true, Ordering::Relaxed);
     for r in readers {
@@ -119,6 +124,56 @@ fn readers_see_stable_routes_while_the_writer_churns() {
         t.memory(),
         fresh.memory()
     );
+}
+
+#[test]
+fn a_snapshot_answers_until_the_next_change() {
+    let mut rng = Rng(99);
+    let routes: Vec<(Prefix, u32)> = (0..2000)
+        .map(|i| {
+            (
+                prefix(&mut rng, i % 2 == 0, [20u16, 48, 96, 256][i % 4]),
+                i as u32,
+            )
+        })
+        .collect();
+    let mut t = Lpm::from_prefixes(routes.iter().copied());
+    let r = t.handle().reader().expect("reader slot");
+    let keys: Vec<Address> = routes.iter().map(|(p, _)| p.addr()).collect();
+    let trie: Vec<Option<u32>> = keys.iter().map(|k| t.lookup(k)).collect();
+    assert!(!t.has_snapshot() && t.memory().snapshot == 0);
+    let bytes = t.publish_snapshot();
+    assert!(t.has_snapshot() && bytes > 0 && t.memory().snapshot == bytes);
+    let mut out = vec![None; keys.len()];
+    r.lookup_bulk(&keys, &mut out);
+    assert_eq!(out, trie, "the snapshot answers as the trie does");
+    let mut writer_out = vec![None; keys.len()];
+    t.lookup_bulk(&keys, &mut writer_out);
+    assert_eq!(writer_out, trie);
+    assert!(keys
+        .iter()
+        .zip(&trie)
+        .all(|(k, w)| t.lookup(k) == *w && r.lookup(k) == *w));
+    r.quiescent();
+    // A change withdraws it: the new route is seen at once, by writer and reader.
+    let (p, _) = routes[3];
+    t.insert(p, 77_777);
+    assert!(!t.has_snapshot() && t.memory().snapshot == 0);
+    assert_eq!(t.lookup(&p.addr()), Some(77_777));
+    r.lookup_bulk(&[p.addr()], &mut out[..1]);
+    assert_eq!(out[0], Some(77_777));
+    // Published again, it holds the change; the withdrawn one is freed once the
+    // reader has passed a quiescent state (offline: this thread is also the writer,
+    // which waits for it).
+    t.publish_snapshot();
+    r.lookup_bulk(&[p.addr()], &mut out[..1]);
+    assert_eq!(out[0], Some(77_777));
+    r.offline();
+    t.synchronize();
+    t.remove(&p);
+    r.lookup_bulk(&[p.addr()], &mut out[..1]);
+    assert_eq!(out[0], t.lookup(&p.addr()));
+    assert_ne!(out[0], Some(77_777));
 }
 
 #[test]

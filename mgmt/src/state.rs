@@ -87,6 +87,12 @@ impl Rib {
         &self.fib
     }
 
+    /// Publishes the FIB's lookup snapshot once the routes have been quiet for
+    /// `quiet` (see [`Fib::settle`]); returns its size when it did.
+    pub fn settle_fib(&mut self, quiet: std::time::Duration) -> Option<usize> {
+        self.fib.settle(quiet)
+    }
+
     pub fn serial(&self) -> u64 {
         self.serial
     }

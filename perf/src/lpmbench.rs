@@ -3,7 +3,7 @@
 //! table, update rate, lookups under continuous updates, and memory per prefix.
 //! Benchmarks print numbers; they assert nothing about speed.
 
-use crate::baselines::{dpdk, Chainroute, Engine, Intervals, PrefixTrie};
+use crate::baselines::{dpdk, Chainroute, Engine, PrefixTrie, Snapshot};
 use crate::rng::Rng;
 use crate::stats::{median, round3};
 use crate::table;
@@ -67,10 +67,10 @@ pub struct EngineResult {
     /// (chainroute, then this engine, on the same keys): drift between the two
     /// engines' own measurements cancels out of each pair.
     pub paired_bulk_ratios: Vec<f64>,
-    /// The interval engine's bulk rate over this engine's, paired the same way.
-    pub intervals_paired: Vec<f64>,
-    /// Seconds the engine's table took to build (the interval engine, which is
-    /// rebuilt to change).
+    /// chainroute-snapshot's bulk rate over this engine's, paired the same way.
+    pub snapshot_paired: Vec<f64>,
+    /// Seconds chainroute-snapshot took to publish its snapshot (which it does
+    /// again after changes).
     pub build_secs: Option<f64>,
 }
 
@@ -164,7 +164,7 @@ pub fn measure<E: Engine>(
         variant: "",
         scalar: None,
         paired_bulk_ratios: Vec::new(),
-        intervals_paired: Vec::new(),
+        snapshot_paired: Vec::new(),
         build_secs: None,
     };
     (r, answers)
@@ -203,11 +203,11 @@ fn count_mismatches(a: &[Option<u32>], b: &[Option<u32>]) -> usize {
 }
 
 /// Measures `e` and pairs its bulk passes with chainroute's (and, when given,
-/// the interval engine's).
+/// chainroute-snapshot's).
 fn baseline<E: Engine>(
     e: &E,
     cr: &Chainroute,
-    iv: Option<&Intervals>,
+    snap: Option<&Snapshot>,
     keys: &[Address],
     prefixes: usize,
     rounds: usize,
@@ -224,33 +224,28 @@ fn baseline<E: Engine>(
         median(&r.paired_bulk_ratios),
         r.paired_bulk_ratios.len()
     );
-    if let Some(iv) = iv {
-        r.intervals_paired = paired_bulk(iv, e, keys, rounds);
-        eprint!("; intervals / this {:.2}x", median(&r.intervals_paired));
+    if let Some(snap) = snap {
+        r.snapshot_paired = paired_bulk(snap, e, keys, rounds);
+        eprint!("; snapshot / this {:.2}x", median(&r.snapshot_paired));
     }
     eprintln!();
     r
 }
 
-/// Builds and measures the interval engine on a table; `reference` is
-/// chainroute's answers on the same keys.
-fn intervals_row(
+/// Publishes and measures chainroute's snapshot on a table; `reference` is
+/// chainroute's (trie) answers on the same keys.
+fn snapshot_row(
     prefixes: &[(Prefix, u32)],
     cr: &Chainroute,
     keys: &[Address],
     rounds: usize,
     reference: &[Option<u32>],
-) -> (Intervals, EngineResult) {
-    let iv = Intervals::new(prefixes);
-    eprint!(
-        "  (built in {:.2} s: {} tables, {} intervals)",
-        iv.build_secs,
-        iv.table.tables(),
-        iv.table.intervals()
-    );
-    let mut r = baseline(&iv, cr, None, keys, prefixes.len(), rounds, reference);
-    r.build_secs = Some(iv.build_secs);
-    (iv, r)
+) -> (Snapshot, EngineResult) {
+    let snap = Snapshot::new(prefixes);
+    eprint!("  (snapshot published in {:.2} s)", snap.build_secs);
+    let mut r = baseline(&snap, cr, None, keys, prefixes.len(), rounds, reference);
+    r.build_secs = Some(snap.build_secs);
+    (snap, r)
 }
 
 /// The lookup tables: `le128` (every engine, keys cut to 128 bits) and `full`
@@ -278,7 +273,7 @@ pub fn lookup_tables(
         r.bulk / 1e6
     );
     le.engines.push(r);
-    let (iv, r) = intervals_row(&small, &cr, &keys128, opts.rounds, &reference);
+    let (snap, r) = snapshot_row(&small, &cr, &keys128, opts.rounds, &reference);
     le.engines.push(r);
 
     if opts.dpdk {
@@ -296,7 +291,7 @@ pub fn lookup_tables(
                         let scalar = baseline(
                             &e,
                             &cr,
-                            Some(&iv),
+                            Some(&snap),
                             &keys128,
                             small.len(),
                             opts.rounds,
@@ -308,7 +303,7 @@ pub fn lookup_tables(
                             let v = baseline(
                                 &e,
                                 &cr,
-                                Some(&iv),
+                                Some(&snap),
                                 &keys128,
                                 small.len(),
                                 opts.rounds,
@@ -330,7 +325,7 @@ pub fn lookup_tables(
                     Ok(e) => le.engines.push(baseline(
                         &e,
                         &cr,
-                        Some(&iv),
+                        Some(&snap),
                         &keys128,
                         small.len(),
                         opts.rounds,
@@ -347,14 +342,14 @@ pub fn lookup_tables(
     le.engines.push(baseline(
         &pt,
         &cr,
-        Some(&iv),
+        Some(&snap),
         &keys128,
         small.len(),
         opts.rounds,
         &reference,
     ));
     drop(pt);
-    drop(iv);
+    drop(snap);
     drop(cr);
 
     eprintln!("full: {} prefixes, {} keys", prefixes.len(), keys.len());
@@ -366,7 +361,7 @@ pub fn lookup_tables(
         r.single / 1e6,
         r.bulk / 1e6
     );
-    let (_, ir) = intervals_row(prefixes, &cr, keys, opts.rounds, &reference);
+    let (_, ir) = snapshot_row(prefixes, &cr, keys, opts.rounds, &reference);
     let full = TableResult {
         name: "full",
         prefixes: prefixes.len(),
@@ -601,11 +596,11 @@ pub fn to_json(
                         v["chainroute_bulk_ratios_paired"] =
                             json!(e.paired_bulk_ratios.iter().map(|&x| round3(x)).collect::<Vec<_>>());
                     }
-                    if !e.intervals_paired.is_empty() {
-                        v["intervals_bulk_ratio_paired"] = json!(round3(median(&e.intervals_paired)));
+                    if !e.snapshot_paired.is_empty() {
+                        v["snapshot_bulk_ratio_paired"] = json!(round3(median(&e.snapshot_paired)));
                     }
                     if let Some(b) = e.build_secs {
-                        v["build_seconds"] = json!(round3(b));
+                        v["publish_seconds"] = json!(round3(b));
                     }
                     v
                 }).collect::<Vec<_>>(),
@@ -651,8 +646,8 @@ fn ratios(tables: &[Value]) -> Value {
                 if let Some(p) = e["chainroute_bulk_ratio_paired"].as_f64() {
                     out.insert(format!("bulk_vs_{name}_paired"), json!(p));
                 }
-                if let Some(p) = e["intervals_bulk_ratio_paired"].as_f64() {
-                    out.insert(format!("intervals_bulk_vs_{name}_paired"), json!(p));
+                if let Some(p) = e["snapshot_bulk_ratio_paired"].as_f64() {
+                    out.insert(format!("snapshot_bulk_vs_{name}_paired"), json!(p));
                 }
                 out.insert(format!("single_vs_{name}"), json!(r("lookups_per_sec")));
                 if let Some(sb) = e["scalar_bulk_lookups_per_sec"].as_f64() {
@@ -688,7 +683,7 @@ pub fn to_text(tables: &[TableResult], upd: &UpdateResult) -> String {
                 e.bulk / 1e6,
                 e.bytes_per_prefix,
                 match e.build_secs {
-                    Some(b) => format!("  (static: built in {b:.2} s, rebuilt to change)"),
+                    Some(b) => format!("  (published in {b:.2} s; withdrawn by a change)"),
                     None => String::new(),
                 },
                 if e.native_bulk {
@@ -713,12 +708,12 @@ pub fn to_text(tables: &[TableResult], upd: &UpdateResult) -> String {
                     cr.single / e.single,
                     median(&e.paired_bulk_ratios)
                 );
-                if !e.intervals_paired.is_empty() {
+                if !e.snapshot_paired.is_empty() {
                     let _ = writeln!(
                         s,
-                        "  chainroute-intervals / {:<12} bulk, paired passes {:>6.2}x",
+                        "  chainroute-snapshot / {:<12} bulk, paired passes {:>6.2}x",
                         e.name,
-                        median(&e.intervals_paired)
+                        median(&e.snapshot_paired)
                     );
                 }
                 if let Some((ss, sb)) = e.scalar {

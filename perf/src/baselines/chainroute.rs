@@ -1,5 +1,5 @@
 use super::Engine;
-use chainroute_lpm::{IntervalTable, Lpm};
+use chainroute_lpm::Lpm;
 use chainroute_wire::{Address, Prefix};
 
 /// chainroute-lpm, looked up through the writer handle (same kernels as a Reader).
@@ -46,30 +46,32 @@ impl Engine for Chainroute {
     }
 }
 
-/// chainroute-lpm's interval engine (`IntervalTable`): static, rebuilt to change.
-pub struct Intervals {
-    pub table: IntervalTable,
-    /// Seconds the build from the prefix list took.
+/// chainroute-lpm with its interval snapshot published (`Lpm::publish_snapshot`):
+/// what readers search while the table does not change.
+pub struct Snapshot {
+    pub lpm: Lpm,
+    /// Seconds `publish_snapshot` took (the listing of the trie and the build).
     pub build_secs: f64,
 }
 
-impl Intervals {
-    pub fn new(prefixes: &[(Prefix, u32)]) -> Intervals {
+impl Snapshot {
+    pub fn new(prefixes: &[(Prefix, u32)]) -> Snapshot {
+        let mut lpm = Lpm::from_prefixes(prefixes.iter().copied());
         let t0 = std::time::Instant::now();
-        let table = IntervalTable::from_prefixes(prefixes.iter().copied());
-        Intervals {
-            table,
+        lpm.publish_snapshot();
+        Snapshot {
+            lpm,
             build_secs: t0.elapsed().as_secs_f64(),
         }
     }
 }
 
-impl Engine for Intervals {
+impl Engine for Snapshot {
     type Key = Address;
     type Out = Option<u32>;
 
     fn name(&self) -> &'static str {
-        "chainroute-intervals"
+        "chainroute-snapshot"
     }
 
     fn key(&self, a: &Address) -> Address {
@@ -82,15 +84,16 @@ impl Engine for Intervals {
 
     #[inline]
     fn lookup(&self, k: &Address) -> Option<u32> {
-        self.table.lookup(k)
+        self.lpm.lookup(k)
     }
 
     #[inline]
     fn lookup_bulk(&self, keys: &[Address], out: &mut [Option<u32>]) {
-        self.table.lookup_bulk(keys, out)
+        self.lpm.lookup_bulk(keys, out)
     }
 
+    /// The trie and the snapshot: both are kept (changes go to the trie).
     fn bytes(&self) -> usize {
-        self.table.memory_bytes()
+        self.lpm.memory().total()
     }
 }

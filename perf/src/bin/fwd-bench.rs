@@ -13,7 +13,10 @@
 //!   raised to hold that table and the same 8192-frame capture),
 //! - `chainrouted`: our dataplane with the realistic 256-bit table (RouteViews
 //!   prefixes + synthetic nesting, see chainroute_perf::table), destinations drawn
-//!   from that table,
+//!   from that table, its routes settled: the LPM's interval snapshot published,
+//!   as the daemon does once routes have been quiet for half a second,
+//! - `chainrouted-trie`: the same while routes change (a change withdraws the
+//!   snapshot: lookups walk the editable trie until the next quiet spell),
 //! - `chainrouted-4routes`: our dataplane with four routes shaped like l3fwd's
 //!   built-in ones and every destination inside one of them, as in l3fwd's frames:
 //!   its lookups stay in L1 too, so beside `l3fwd-lpm6` it compares the pipelines
@@ -286,7 +289,14 @@ fn main() {
             mac: MacAddr::BROADCAST,
         },
     );
-    progress(&format!("{} routes in the FIB", fib.len()));
+    let t0 = Instant::now();
+    let snapshot_bytes = fib.publish_snapshot();
+    progress(&format!(
+        "{} routes in the FIB; lookup snapshot {:.1} MB, published in {:.2} s",
+        fib.len(),
+        snapshot_bytes as f64 / 1e6,
+        t0.elapsed().as_secs_f64()
+    ));
     if let Ok(spec) = std::env::var("FWD_BENCH_GEN") {
         gen_child_main(&args, &table, &spec, &work);
         std::fs::remove_dir_all(&work).ok();
@@ -326,7 +336,8 @@ fn main() {
     });
     // The same destinations as chainrouted's frames, cut to 128 bits for l3fwd.
     let table_dsts: Vec<[u8; 16]> = destinations(&table).iter().map(top_half).collect();
-    let (few_fib, few_dsts) = few_routes();
+    let (mut few_fib, few_dsts) = few_routes();
+    few_fib.publish_snapshot();
     let mut results = Vec::new();
     let mut ratios = serde_json::Map::new();
     let mut verifies_per_sec: Option<f64> = None;
@@ -383,9 +394,21 @@ fn main() {
                 }
             }
             if args.signed_fraction.is_none() {
-                progress(&format!("chainrouted, {of}"));
+                progress(&format!("chainrouted (lookup snapshot published), {of}"));
                 let run = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds, None, args.burst);
                 record("chainrouted", wire, Some(run.tx_mpps));
+                // A route changed and back: the snapshot is withdrawn, as while
+                // routes change; it is published again for the next round.
+                let access: Prefix = ACCESS_PREFIX.parse().unwrap();
+                let hop = fib.get(&access).expect("the access route");
+                fib.insert(access, NextHop::Blackhole);
+                fib.insert(access, hop);
+                progress(&format!(
+                    "chainrouted while routes change (no snapshot), {of}"
+                ));
+                let run = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds, None, args.burst);
+                record("chainrouted-trie", wire, Some(run.tx_mpps));
+                fib.publish_snapshot();
                 progress(&format!("chainrouted with 4 routes, {of}"));
                 let run =
                     run_chainrouted(&few_fib, &few_pcap, size, args.seconds, None, args.burst);
