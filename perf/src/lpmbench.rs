@@ -3,7 +3,7 @@
 //! table, update rate, lookups under continuous updates, and memory per prefix.
 //! Benchmarks print numbers; they assert nothing about speed.
 
-use crate::baselines::{dpdk, Chainroute, Engine, PrefixTrie, Snapshot};
+use crate::baselines::{dpdk, Chainroute, Engine, PrefixTrie};
 use crate::rng::Rng;
 use crate::stats::{median, round3};
 use crate::table;
@@ -202,50 +202,49 @@ fn count_mismatches(a: &[Option<u32>], b: &[Option<u32>]) -> usize {
     a.iter().zip(b).filter(|(x, y)| x != y).count()
 }
 
-/// Measures `e` and pairs its bulk passes with chainroute's (and, when given,
-/// chainroute-snapshot's).
-fn baseline<E: Engine>(
-    e: &E,
-    cr: &Chainroute,
-    snap: Option<&Snapshot>,
-    keys: &[Address],
+/// What every engine of a table is measured against: chainroute's trie (its
+/// answers are the reference) and, when published, its snapshot.
+struct Pairing<'a> {
+    cr: &'a Chainroute,
+    snap: Option<&'a Chainroute>,
+    keys: &'a [Address],
     prefixes: usize,
     rounds: usize,
-    reference: &[Option<u32>],
-) -> EngineResult {
-    let (mut r, ans) = measure(e, keys, prefixes, rounds);
-    r.mismatches = count_mismatches(&ans, reference);
-    r.paired_bulk_ratios = paired_bulk(cr, e, keys, rounds);
-    eprint!(
-        "  {:<12} {:>8.1} M/s single {:>8.1} M/s bulk; chainroute bulk / this, paired passes: {:.2}x (median of {})",
-        r.name,
-        r.single / 1e6,
-        r.bulk / 1e6,
-        median(&r.paired_bulk_ratios),
-        r.paired_bulk_ratios.len()
-    );
-    if let Some(snap) = snap {
-        r.snapshot_paired = paired_bulk(snap, e, keys, rounds);
-        eprint!("; snapshot / this {:.2}x", median(&r.snapshot_paired));
-    }
-    eprintln!();
-    r
+    reference: &'a [Option<u32>],
 }
 
-/// Publishes and measures chainroute's snapshot on a table; `reference` is
-/// chainroute's (trie) answers on the same keys.
-fn snapshot_row(
-    prefixes: &[(Prefix, u32)],
-    cr: &Chainroute,
-    keys: &[Address],
-    rounds: usize,
-    reference: &[Option<u32>],
-) -> (Snapshot, EngineResult) {
-    let snap = Snapshot::new(prefixes);
-    eprint!("  (snapshot published in {:.2} s)", snap.build_secs);
-    let mut r = baseline(&snap, cr, None, keys, prefixes.len(), rounds, reference);
-    r.build_secs = Some(snap.build_secs);
-    (snap, r)
+impl Pairing<'_> {
+    /// Measures `e` and pairs its bulk passes with chainroute's (and with the
+    /// snapshot's).
+    fn baseline<E: Engine>(&self, e: &E) -> EngineResult {
+        let (keys, rounds) = (self.keys, self.rounds);
+        let (mut r, ans) = measure(e, keys, self.prefixes, rounds);
+        r.mismatches = count_mismatches(&ans, self.reference);
+        r.paired_bulk_ratios = paired_bulk(self.cr, e, keys, rounds);
+        eprint!(
+            "  {:<12} {:>8.1} M/s single {:>8.1} M/s bulk; chainroute bulk / this, paired passes: {:.2}x (median of {})",
+            r.name,
+            r.single / 1e6,
+            r.bulk / 1e6,
+            median(&r.paired_bulk_ratios),
+            r.paired_bulk_ratios.len()
+        );
+        if let Some(snap) = self.snap {
+            r.snapshot_paired = paired_bulk(snap, e, keys, rounds);
+            eprint!("; snapshot / this {:.2}x", median(&r.snapshot_paired));
+        }
+        eprintln!();
+        r
+    }
+
+    /// Measures chainroute with its snapshot published (`Chainroute::with_snapshot`).
+    fn snapshot_row(&self, snap: &Chainroute) -> EngineResult {
+        let secs = snap.publish_secs.unwrap_or_default();
+        eprint!("  (snapshot published in {secs:.2} s)");
+        let mut r = self.baseline(snap);
+        r.build_secs = Some(secs);
+        r
+    }
 }
 
 /// The lookup tables: `le128` (every engine, keys cut to 128 bits) and `full`
@@ -273,8 +272,17 @@ pub fn lookup_tables(
         r.bulk / 1e6
     );
     le.engines.push(r);
-    let (snap, r) = snapshot_row(&small, &cr, &keys128, opts.rounds, &reference);
-    le.engines.push(r);
+    let snap = Chainroute::with_snapshot(&small);
+    let mut pairing = Pairing {
+        cr: &cr,
+        snap: None,
+        keys: &keys128,
+        prefixes: small.len(),
+        rounds: opts.rounds,
+        reference: &reference,
+    };
+    le.engines.push(pairing.snapshot_row(&snap));
+    pairing.snap = Some(&snap);
 
     if opts.dpdk {
         let mem = dpdk::eal_memory_mb(&small);
@@ -288,27 +296,11 @@ pub fn lookup_tables(
                     Ok(mut e) => {
                         e.set_vector(false);
                         eprint!("  (scalar)");
-                        let scalar = baseline(
-                            &e,
-                            &cr,
-                            Some(&snap),
-                            &keys128,
-                            small.len(),
-                            opts.rounds,
-                            &reference,
-                        );
+                        let scalar = pairing.baseline(&e);
                         let mut r = scalar.clone();
                         if e.set_vector(true) {
                             eprint!("  (AVX-512)");
-                            let v = baseline(
-                                &e,
-                                &cr,
-                                Some(&snap),
-                                &keys128,
-                                small.len(),
-                                opts.rounds,
-                                &reference,
-                            );
+                            let v = pairing.baseline(&e);
                             if v.bulk > r.bulk {
                                 r = v;
                                 r.variant = "avx512";
@@ -322,15 +314,7 @@ pub fn lookup_tables(
                     Err(err) => eprintln!("  rte_fib6 skipped: {err}"),
                 }
                 match dpdk::Lpm6::new(&small) {
-                    Ok(e) => le.engines.push(baseline(
-                        &e,
-                        &cr,
-                        Some(&snap),
-                        &keys128,
-                        small.len(),
-                        opts.rounds,
-                        &reference,
-                    )),
+                    Ok(e) => le.engines.push(pairing.baseline(&e)),
                     Err(err) => eprintln!("  rte_lpm6 skipped: {err}"),
                 }
             }
@@ -339,15 +323,7 @@ pub fn lookup_tables(
     }
 
     let pt = PrefixTrie::new(&small);
-    le.engines.push(baseline(
-        &pt,
-        &cr,
-        Some(&snap),
-        &keys128,
-        small.len(),
-        opts.rounds,
-        &reference,
-    ));
+    le.engines.push(pairing.baseline(&pt));
     drop(pt);
     drop(snap);
     drop(cr);
@@ -361,7 +337,16 @@ pub fn lookup_tables(
         r.single / 1e6,
         r.bulk / 1e6
     );
-    let (_, ir) = snapshot_row(prefixes, &cr, keys, opts.rounds, &reference);
+    let snap = Chainroute::with_snapshot(prefixes);
+    let ir = Pairing {
+        cr: &cr,
+        snap: None,
+        keys,
+        prefixes: prefixes.len(),
+        rounds: opts.rounds,
+        reference: &reference,
+    }
+    .snapshot_row(&snap);
     let full = TableResult {
         name: "full",
         prefixes: prefixes.len(),

@@ -8,7 +8,7 @@ mod chainroute;
 pub mod dpdk;
 mod prefixtrie;
 
-pub use chainroute::{Chainroute, Snapshot};
+pub use chainroute::Chainroute;
 pub use prefixtrie::PrefixTrie;
 
 use chainroute_wire::Address;
