@@ -247,6 +247,7 @@ pub fn render(shared: &Shared) -> String {
     let _ = writeln!(o, "chainroute_chain_reorgs_total {}", chain.reorgs);
     let rib = shared.rib.lock().unwrap();
     let (statics, chain_routes) = (rib.static_count(), rib.chain_count());
+    let snapshot = rib.fib().has_snapshot();
     drop(rib);
     family(
         &mut o,
@@ -255,6 +256,13 @@ pub fn render(shared: &Shared) -> String {
         "Routes in the FIB, by source.",
     );
     let _ = writeln!(o, "chainroute_routes{{source=\"static\"}} {statics}\nchainroute_routes{{source=\"chain\"}} {chain_routes}");
+    family(
+        &mut o,
+        "chainroute_lookup_snapshot",
+        "gauge",
+        "Whether the workers search the LPM's interval snapshot (routes settled: 1) or walk its trie (0).",
+    );
+    let _ = writeln!(o, "chainroute_lookup_snapshot {}", snapshot as u8);
     family(
         &mut o,
         "chainroute_ready",

@@ -357,6 +357,20 @@ listen = "127.0.0.1:0"
     ] {
         assert!(m.contains(needle), "metrics lack {needle}: {m}");
     }
+    // Routes quiet for half a second: the workers search the LPM's snapshot.
+    let metrics = log_value(&log, "metrics: http://");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let m = http_get(&metrics, "/metrics");
+        if m.contains("\nchainroute_lookup_snapshot 1\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lookup snapshot published: {m}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // TCP: only TLS with a client certificate from client_ca, or the token.
     let tcp = log_value(&log, "gRPC on tcp://");
