@@ -72,13 +72,69 @@ pub struct IntervalTable {
     prefixes: usize,
 }
 
-/// The one longer prefix under a point, and the point's own answer.
+/// The one longer prefix under a point, and the point's own answer: 32 bytes,
+/// one line. The prefix is longer than 64 bits and its first word is the one the
+/// path to the point matched already, so `rest` holds its words 1 to 3. Its
+/// length is not stored: a prefix shorter than 256 bits carries a marker bit
+/// right after its last bit (its lowest set bit, since the bits after a prefix
+/// are zero), and a /256 is flagged in `value`.
 #[derive(Clone, Copy, Debug)]
+#[repr(C, align(32))]
 struct Single {
-    addr: Words,
-    len: u16,
+    rest: [u64; 3],
+    /// Value code, with [`HOST`] for a /256.
     value: u32,
     inherited: u32,
+}
+
+/// In a single's `value`: the prefix is a /256 (no marker bit).
+const HOST: u32 = 1 << 31;
+
+impl Single {
+    fn new(addr: &Words, len: u16, value: u32, inherited: u32) -> Single {
+        let mut rest = [addr[1], addr[2], addr[3]];
+        let value = match len {
+            256 => value | HOST,
+            _ => {
+                // Bit `len` of the address, counted from its top: in `rest`, bit
+                // `len - 64`.
+                let b = len as usize - 64;
+                rest[b / 64] |= 1 << (63 - b % 64);
+                value
+            }
+        };
+        Single {
+            rest,
+            value,
+            inherited,
+        }
+    }
+
+    /// Whether `key` (whose first word the path matched) lies in the prefix.
+    #[inline(always)]
+    fn contains(&self, key: &Words) -> bool {
+        if self.value & HOST != 0 {
+            return key[1] == self.rest[0] && key[2] == self.rest[1] && key[3] == self.rest[2];
+        }
+        // The marker is the lowest set bit: the prefix's bits are those above it.
+        let mut same = true;
+        let mut found = false;
+        for w in (0..3).rev() {
+            let r = self.rest[w];
+            let mask = if found {
+                u64::MAX
+            } else if r != 0 {
+                found = true;
+                // The bits above the marker `m`.
+                let m = r & r.wrapping_neg();
+                !((m << 1).wrapping_sub(1))
+            } else {
+                0
+            };
+            same &= (key[w + 1] ^ r) & mask == 0;
+        }
+        same
+    }
 }
 
 impl std::fmt::Debug for IntervalTable {
@@ -123,6 +179,11 @@ impl IntervalTable {
             });
             items.push((words(p.addr().as_bytes()), p.len(), code));
         }
+        // Outcomes keep two flag bits above the value codes.
+        assert!(
+            t.values.len() < SINGLE as usize,
+            "at most 2^30 - 1 distinct next hops"
+        );
         // Sort by address then length, keeping the last of equal prefixes.
         items.reverse();
         items.sort_by_key(|it| (it.0, it.1));
@@ -183,12 +244,7 @@ impl IntervalTable {
                 None => value,
                 Some(g) => match &items[groups[g].1.clone()] {
                     &[(addr, len, code)] => {
-                        self.singles.push(Single {
-                            addr,
-                            len,
-                            value: code,
-                            inherited: value,
-                        });
+                        self.singles.push(Single::new(&addr, len, code, value));
                         SINGLE | (self.singles.len() - 1) as u32
                     }
                     more => CHILD | self.build_table(d + 64, more, value, s),
@@ -272,12 +328,10 @@ impl IntervalTable {
         }
         let one = &self.singles[(o & !SINGLE) as usize];
         let k = words(key.as_bytes());
-        let matches = (0..4).all(|i| {
-            let bits = (one.len as usize).saturating_sub(64 * i).min(64) as u32;
-            let mask = u64::MAX.checked_shl(64 - bits).unwrap_or(0);
-            (k[i] ^ one.addr[i]) & mask == 0
-        });
-        self.decode(if matches { one.value } else { one.inherited })
+        self.decode(match one.contains(&k) {
+            true => one.value & !HOST,
+            false => one.inherited,
+        })
     }
 
     #[inline(always)]
@@ -579,12 +633,8 @@ mod avx512 {
 
         #[inline(always)]
         fn prefetch_single(s: *const Single) {
-            // SAFETY: prefetches never fault. A single (48 bytes) can straddle
-            // two lines: fetch both ends.
-            unsafe {
-                _mm_prefetch(s as *const i8, _MM_HINT_T0);
-                _mm_prefetch((s as *const i8).wrapping_add(47), _MM_HINT_T0);
-            }
+            // SAFETY: prefetches never fault. A single is half a line.
+            unsafe { _mm_prefetch(s as *const i8, _MM_HINT_T0) }
         }
     }
 
@@ -643,5 +693,31 @@ mod tests {
             &ends,
         );
         check(&[(Prefix::host(Address::UNSPECIFIED), 3)], &ends);
+    }
+
+    #[test]
+    fn singles_of_every_length_class() {
+        // One prefix alone under each point (a single), with its marker bit at
+        // each word edge, and a covering /32 so a miss has an answer.
+        let lens = [65u16, 127, 128, 129, 191, 192, 193, 255, 256];
+        let mut pairs = vec![(p("2001:db8::/32"), 1)];
+        let mut keys = Vec::new();
+        for (i, &len) in lens.iter().enumerate() {
+            let mut a = [0xa5u8; 32];
+            a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+            a[4] = i as u8;
+            let q = Prefix::truncating(Address(a), len);
+            pairs.push((q, 10 + i as u32));
+            keys.extend([q.addr(), q.last(), q.last().wrapping_next()]);
+            // Just before the first address, when that stays under the point.
+            let mut before = q.addr();
+            if let Some(b) = before.0.iter_mut().rev().find(|b| **b != 0) {
+                *b -= 1;
+                keys.push(before);
+            }
+        }
+        let t = IntervalTable::from_prefixes(pairs.iter().copied());
+        assert_eq!(t.tables(), 1, "every long prefix is a single");
+        check(&pairs, &keys);
     }
 }
