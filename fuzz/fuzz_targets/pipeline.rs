@@ -29,6 +29,8 @@ fn world() -> World {
         fib.insert("2001:db8::/32".parse().unwrap(), NextHop::Local { port: 0, mac: MacAddr([2, 0, 0, 0, 0, 7]) });
         fib.insert("2001:db8:1::/48".parse().unwrap(), NextHop::Blackhole);
         fib.insert("1::/16".parse().unwrap(), NextHop::Tunnel { port: 3, tunnel: t }); // a port that does not exist
+        // Settled routes: lookups go through the LPM's snapshot, as in chainrouted.
+        fib.publish_snapshot();
         let mut security = Security::new(SecurityConfig::default());
         let reader = security.reader().unwrap();
         let ports = vec![PortInfo { mac: MacAddr([2, 0, 0, 0, 0, 1]) }, PortInfo { mac: MacAddr([2, 0, 0, 0, 0, 2]) }];
