@@ -706,14 +706,9 @@ impl Lpm {
     pub fn publish_snapshot(&mut self) -> usize {
         let snap = Box::new(IntervalTable::from_prefixes(self.iter()));
         let bytes = snap.memory_bytes();
-        let old = self
-            .shared
-            .snapshot
-            .swap(Box::into_raw(snap), Ordering::AcqRel);
-        if !old.is_null() {
-            self.pending_frees.push(Retired::Snapshot(old));
-            self.finish_op();
-        }
+        self.swap_snapshot(Box::into_raw(snap));
+        // Frees a snapshot this one replaced, after its grace period.
+        self.finish_op();
         bytes
     }
 
@@ -730,13 +725,14 @@ impl Lpm {
     /// snapshot after it has seen the change.
     #[inline]
     fn withdraw_snapshot(&mut self) {
-        if self.shared.snapshot.load(Ordering::Relaxed).is_null() {
-            return;
+        if self.has_snapshot() {
+            self.swap_snapshot(std::ptr::null_mut());
         }
-        let old = self
-            .shared
-            .snapshot
-            .swap(std::ptr::null_mut(), Ordering::AcqRel);
+    }
+
+    /// Publishes `new` (or null) as the snapshot and retires the one it replaces.
+    fn swap_snapshot(&mut self, new: *mut IntervalTable) {
+        let old = self.shared.snapshot.swap(new, Ordering::AcqRel);
         if !old.is_null() {
             self.pending_frees.push(Retired::Snapshot(old));
         }

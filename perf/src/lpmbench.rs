@@ -71,7 +71,7 @@ pub struct EngineResult {
     pub snapshot_paired: Vec<f64>,
     /// Seconds chainroute-snapshot took to publish its snapshot (which it does
     /// again after changes).
-    pub build_secs: Option<f64>,
+    pub publish_secs: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -165,7 +165,7 @@ pub fn measure<E: Engine>(
         scalar: None,
         paired_bulk_ratios: Vec::new(),
         snapshot_paired: Vec::new(),
-        build_secs: None,
+        publish_secs: None,
     };
     (r, answers)
 }
@@ -242,7 +242,7 @@ impl Pairing<'_> {
         let secs = snap.publish_secs.unwrap_or_default();
         eprint!("  (snapshot published in {secs:.2} s)");
         let mut r = self.baseline(snap);
-        r.build_secs = Some(secs);
+        r.publish_secs = Some(secs);
         r
     }
 }
@@ -584,7 +584,7 @@ pub fn to_json(
                     if !e.snapshot_paired.is_empty() {
                         v["snapshot_bulk_ratio_paired"] = json!(round3(median(&e.snapshot_paired)));
                     }
-                    if let Some(b) = e.build_secs {
+                    if let Some(b) = e.publish_secs {
                         v["publish_seconds"] = json!(round3(b));
                     }
                     v
@@ -667,7 +667,7 @@ pub fn to_text(tables: &[TableResult], upd: &UpdateResult) -> String {
                 e.single / 1e6,
                 e.bulk / 1e6,
                 e.bytes_per_prefix,
-                match e.build_secs {
+                match e.publish_secs {
                     Some(b) => format!("  (published in {b:.2} s; withdrawn by a change)"),
                     None => String::new(),
                 },
