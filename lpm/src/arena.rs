@@ -14,6 +14,9 @@
 use core::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(target_os = "linux")]
+use crate::mapping::{Mapping, HUGE};
+
 pub struct Arena {
     words: NonNull<AtomicU64>,
     mask: usize,
@@ -24,9 +27,9 @@ pub struct Arena {
 }
 
 enum Backing {
-    /// An anonymous mapping (base, bytes), asked to use transparent huge pages.
+    /// An anonymous mapping asked to use transparent huge pages.
     #[cfg(target_os = "linux")]
-    Mapped(*mut libc::c_void, usize),
+    Mapped(#[allow(dead_code)] Mapping),
     Heap(#[allow(dead_code)] Box<[AtomicU64]>),
 }
 
@@ -35,19 +38,6 @@ enum Backing {
 unsafe impl Send for Arena {}
 // SAFETY: as above; all access goes through `&AtomicU64`.
 unsafe impl Sync for Arena {}
-
-const HUGE: usize = 2 << 20;
-
-impl Drop for Arena {
-    fn drop(&mut self) {
-        #[cfg(target_os = "linux")]
-        if let Backing::Mapped(base, len) = self.backing {
-            // SAFETY: `base`/`len` are exactly what mmap returned; nothing refers to the
-            // arena any more (we are in its destructor).
-            unsafe { libc::munmap(base, len) };
-        }
-    }
-}
 
 impl Arena {
     /// A zeroed arena of `words` words (rounded up to a power of two). With
@@ -74,33 +64,14 @@ impl Arena {
 
     #[cfg(target_os = "linux")]
     fn mapped(n: usize) -> Option<Arena> {
-        let bytes = n * 8;
-        let len = bytes + HUGE;
-        // SAFETY: a fresh private anonymous mapping: no aliasing, zero-filled by the
-        // kernel, lazily backed. Failure is checked.
-        let base = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return None;
-        }
-        let start = (base as usize).next_multiple_of(HUGE);
-        // SAFETY: [start, start + bytes) lies inside the mapping (we over-allocated by
-        // HUGE); madvise is only advice and cannot make the range invalid.
-        unsafe { libc::madvise(start as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE) };
-        // Zeroed memory is a valid [AtomicU64] (same layout as u64).
-        let words = NonNull::new(start as *mut AtomicU64)?;
+        let m = Mapping::huge(n * 8)?;
+        // Zeroed memory is a valid [AtomicU64] (same layout as u64), and the start
+        // (2 MiB-aligned) is aligned for it.
+        let words = m.start().cast::<AtomicU64>();
         Some(Arena {
             words,
             mask: n - 1,
-            backing: Backing::Mapped(base, len),
+            backing: Backing::Mapped(m),
             huge_pages: true,
         })
     }

@@ -23,6 +23,7 @@
 //! lookup steps a batch of keys in rounds and prefetches each key's next node, so
 //! the misses of different keys overlap.
 
+use crate::mapping::HugeSlice;
 use crate::node::{chunk, words, Words, NONE};
 use crate::table::{pieces_into, Local, Piece};
 use chainroute_wire::{Address, Prefix};
@@ -34,6 +35,8 @@ const KEYS: usize = 16;
 const FANOUT: usize = KEYS + 1;
 /// Deepest B+-tree a table can need: 16 * 17^6 > 2^32 intervals.
 const MAX_LEVELS: usize = 7;
+/// In the bulk rounds, a key's level while its next table's descriptor is fetched.
+const DESC: usize = u8::MAX as usize;
 /// An outcome with this bit leads to the child table in the low bits.
 const CHILD: u32 = 1 << 31;
 /// An outcome with this bit (and not `CHILD`) is a point under which exactly one
@@ -62,14 +65,26 @@ struct TableDesc {
 /// A static longest-prefix-match table over elementary intervals (see the module
 /// documentation). Prefix lengths 0..=256; next hops any u32.
 pub struct IntervalTable {
-    nodes: Vec<Node>,
+    /// Nodes, outcomes and singles are read all over at random: from 2 MiB up they
+    /// live in huge-page mappings.
+    nodes: HugeSlice<Node>,
     /// Per interval: a value code (0: no match, `c`: `values[c - 1]`) or
     /// `CHILD | table`.
+    outcomes: HugeSlice<u32>,
+    tables: HugeSlice<TableDesc>,
+    singles: HugeSlice<Single>,
+    values: HugeSlice<u32>,
+    prefixes: usize,
+}
+
+/// The arrays of an [`IntervalTable`] while it is built.
+#[derive(Default)]
+struct Parts {
+    nodes: Vec<Node>,
     outcomes: Vec<u32>,
     tables: Vec<TableDesc>,
     singles: Vec<Single>,
     values: Vec<u32>,
-    prefixes: usize,
 }
 
 /// The one longer prefix under a point, and the point's own answer: 32 bytes,
@@ -162,14 +177,7 @@ struct Scratch {
 impl IntervalTable {
     /// Builds the table; of equal prefixes the last one counts.
     pub fn from_prefixes<I: IntoIterator<Item = (Prefix, u32)>>(pairs: I) -> IntervalTable {
-        let mut t = IntervalTable {
-            nodes: Vec::new(),
-            outcomes: Vec::new(),
-            tables: Vec::new(),
-            singles: Vec::new(),
-            values: Vec::new(),
-            prefixes: 0,
-        };
+        let mut t = Parts::default();
         let mut codes: HashMap<u32, u32> = HashMap::new();
         let mut items: Vec<Item> = Vec::new();
         for (p, v) in pairs {
@@ -188,18 +196,29 @@ impl IntervalTable {
         items.reverse();
         items.sort_by_key(|it| (it.0, it.1));
         items.dedup_by_key(|it| (it.0, it.1));
-        t.prefixes = items.len();
         let (default, rest) = match items.first() {
             Some(&(_, 0, code)) => (code, &items[1..]),
             _ => (NONE, &items[..]),
         };
         t.build_table(0, rest, default, &mut Scratch::default());
-        t.nodes.shrink_to_fit();
-        t.outcomes.shrink_to_fit();
-        t.tables.shrink_to_fit();
-        t
+        IntervalTable {
+            nodes: HugeSlice::from_vec(t.nodes),
+            outcomes: HugeSlice::from_vec(t.outcomes),
+            tables: HugeSlice::from_vec(t.tables),
+            singles: HugeSlice::from_vec(t.singles),
+            values: HugeSlice::from_vec(t.values),
+            prefixes: items.len(),
+        }
     }
 
+    /// Whether its largest array (the nodes) lives in a huge-page mapping (tables
+    /// under 2 MiB of nodes stay on the heap).
+    pub fn huge_page_mapped(&self) -> bool {
+        self.nodes.is_mapped()
+    }
+}
+
+impl Parts {
     /// Builds the table of the chunk at bit `d` for `items` (sorted, all longer
     /// than `d`, sharing their first `d` bits); `inherited` answers where none of
     /// them matches. Returns the table's index.
@@ -291,7 +310,9 @@ impl IntervalTable {
         self.outcomes.extend_from_slice(outs);
         desc
     }
+}
 
+impl IntervalTable {
     /// How many prefixes it was built from (after removing duplicates).
     pub fn len(&self) -> usize {
         self.prefixes
@@ -412,6 +433,7 @@ impl IntervalTable {
         assert!(out.len() >= keys.len(), "out shorter than keys");
         let top = self.tables[0];
         let depth = top.levels as usize;
+        let outcomes = self.outcomes.as_ptr().wrapping_add(top.outcomes as usize);
         for (kc, oc) in keys
             .chunks(INTERVAL_BATCH)
             .zip(out.chunks_mut(INTERVAL_BATCH))
@@ -434,6 +456,7 @@ impl IntervalTable {
                     let below = R::below(self.node(level + idx[k]), x[k]);
                     if leaf {
                         idx[k] = idx[k] * KEYS + below;
+                        R::prefetch_outcome(outcomes.wrapping_add(idx[k]));
                     } else {
                         idx[k] = idx[k] * FANOUT + below;
                         R::prefetch(self.nodes.as_ptr().wrapping_add(next + idx[k]));
@@ -449,8 +472,10 @@ impl IntervalTable {
             for k in 0..n {
                 let o = self.outcome(top.outcomes as usize + idx[k]);
                 if o & CHILD != 0 {
+                    // A child table's root is found through its descriptor: fetch
+                    // every key's descriptor first, then (below) the roots.
                     let t = o & !CHILD;
-                    R::prefetch(self.first_node(t));
+                    R::prefetch_desc(self.desc(t));
                     more[live] = (k as u8, t);
                     live += 1;
                 } else if o & SINGLE != 0 {
@@ -460,6 +485,9 @@ impl IntervalTable {
                 } else {
                     oc[k] = self.decode(o);
                 }
+            }
+            for &(_, t) in &more[..live] {
+                R::prefetch(self.first_node(t));
             }
             if live > 0 {
                 self.rounds::<R>(kc, oc, &mut more[..live], &mut singles, &mut ns);
@@ -495,8 +523,12 @@ impl IntervalTable {
                 let (ki, l) = (k as usize, level[a] as usize);
                 let ch = chunk_at[a];
                 // The slot's next state: (table, level, index, chunk). Level
-                // `levels` means "read the outcome at `index`".
-                let next = if l < desc.levels as usize {
+                // `levels` means "read the outcome at `index`"; level DESC, "the
+                // descriptor was fetched: fetch the root".
+                let next = if l == DESC {
+                    R::prefetch(self.first_node(table));
+                    (table, 0, 0, ch)
+                } else if l < desc.levels as usize {
                     let x = key_chunk(&kc[ki], ch as usize);
                     let below = R::below(self.node(desc.level_start[l] as usize + idx[a]), x);
                     if l + 1 < desc.levels as usize {
@@ -522,8 +554,8 @@ impl IntervalTable {
                         continue;
                     }
                     let child = o & !CHILD;
-                    R::prefetch(self.first_node(child));
-                    (child, 0, 0, ch + 1)
+                    R::prefetch_desc(self.desc(child));
+                    (child, DESC as u8, 0, ch + 1)
                 };
                 // Compact in place: slot `kept` <= `a` was read already.
                 (more[kept].1, level[kept], idx[kept], chunk_at[kept]) = next;
@@ -584,6 +616,7 @@ trait Rank {
     fn prefetch(_node: *const Node) {}
     fn prefetch_outcome(_o: *const u32) {}
     fn prefetch_single(_s: *const Single) {}
+    fn prefetch_desc(_d: *const TableDesc) {}
 }
 
 struct Portable;
@@ -635,6 +668,16 @@ mod avx512 {
         fn prefetch_single(s: *const Single) {
             // SAFETY: prefetches never fault. A single is half a line.
             unsafe { _mm_prefetch(s as *const i8, _MM_HINT_T0) }
+        }
+
+        #[inline(always)]
+        fn prefetch_desc(d: *const TableDesc) {
+            // SAFETY: prefetches never fault. A descriptor (36 bytes) may straddle
+            // two lines.
+            unsafe {
+                _mm_prefetch(d as *const i8, _MM_HINT_T0);
+                _mm_prefetch(d.wrapping_add(1) as *const i8, _MM_HINT_T0);
+            }
         }
     }
 

@@ -154,6 +154,7 @@
 mod arena;
 mod interval;
 mod lookup;
+mod mapping;
 pub mod naive;
 mod node;
 pub mod qsbr;
