@@ -22,6 +22,11 @@
 //! needs no special case. One step is two 8-lane compares and a popcount; the bulk
 //! lookup steps a batch of keys in rounds and prefetches each key's next node, so
 //! the misses of different keys overlap.
+//!
+//! Most child tables have at most 16 intervals: such a *small* table keeps its one
+//! node and its outcomes side by side (three lines) and is named by the parent's
+//! outcome directly, so a step into it is one fetch where a table takes three
+//! dependent ones (descriptor, root, outcome).
 
 use crate::mapping::HugeSlice;
 use crate::node::{chunk, words, Words, NONE};
@@ -44,6 +49,10 @@ const CHILD: u32 = 1 << 31;
 /// host routes and small blocks are alone under their point; a table each would
 /// cost a node, a descriptor and three outcomes).
 const SINGLE: u32 = 1 << 30;
+/// An outcome with both bits leads to the small table `smalls[low bits]`.
+const SMALL: u32 = CHILD | SINGLE;
+/// The bits that say what an outcome is.
+const KIND: u32 = CHILD | SINGLE;
 /// Keys stepped together by the bulk lookup.
 pub const INTERVAL_BATCH: usize = 64;
 
@@ -52,6 +61,16 @@ pub const INTERVAL_BATCH: usize = 64;
 struct Node([u64; KEYS]);
 
 const PAD: Node = Node([u64::MAX; KEYS]);
+
+/// A child table of at most 16 intervals (most of them): its one node and its
+/// outcomes in three adjacent lines, named by the parent's outcome, so a step
+/// into it needs no descriptor and its outcome arrives with its keys.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Small {
+    node: Node,
+    outs: [u32; KEYS],
+}
 
 /// One 64-bit chunk's intervals: where its levels start in `nodes`, where its
 /// outcomes start in `outcomes`.
@@ -73,6 +92,7 @@ pub struct IntervalTable {
     outcomes: HugeSlice<u32>,
     tables: HugeSlice<TableDesc>,
     singles: HugeSlice<Single>,
+    smalls: HugeSlice<Small>,
     values: HugeSlice<u32>,
     prefixes: usize,
 }
@@ -84,6 +104,7 @@ struct Parts {
     outcomes: Vec<u32>,
     tables: Vec<TableDesc>,
     singles: Vec<Single>,
+    smalls: Vec<Small>,
     values: Vec<u32>,
 }
 
@@ -206,6 +227,7 @@ impl IntervalTable {
             outcomes: HugeSlice::from_vec(t.outcomes),
             tables: HugeSlice::from_vec(t.tables),
             singles: HugeSlice::from_vec(t.singles),
+            smalls: HugeSlice::from_vec(t.smalls),
             values: HugeSlice::from_vec(t.values),
             prefixes: items.len(),
         }
@@ -221,10 +243,13 @@ impl IntervalTable {
 impl Parts {
     /// Builds the table of the chunk at bit `d` for `items` (sorted, all longer
     /// than `d`, sharing their first `d` bits); `inherited` answers where none of
-    /// them matches. Returns the table's index.
+    /// them matches. Returns the outcome that leads to it: `CHILD | table` or
+    /// `SMALL | small` (the top table, at `d` 0, is always table 0).
     fn build_table(&mut self, d: usize, items: &[Item], inherited: u32, s: &mut Scratch) -> u32 {
-        let id = self.tables.len() as u32;
-        self.tables.push(TableDesc::default());
+        if d == 0 {
+            // Reserved before the children are built, which take the next indices.
+            self.tables.push(TableDesc::default());
+        }
         s.locals.clear();
         s.groups.clear();
         let mut i = 0;
@@ -266,7 +291,7 @@ impl Parts {
                         self.singles.push(Single::new(&addr, len, code, value));
                         SINGLE | (self.singles.len() - 1) as u32
                     }
-                    more => CHILD | self.build_table(d + 64, more, value, s),
+                    more => self.build_table(d + 64, more, value, s),
                 },
             });
         }
@@ -277,9 +302,22 @@ impl Parts {
             .collect();
         s.pieces = pieces;
         s.groups = groups;
+        if d > 0 && lasts.len() <= KEYS {
+            let mut small = Small {
+                node: fill(&lasts),
+                outs: [NONE; KEYS],
+            };
+            small.outs[..outs.len()].copy_from_slice(&outs);
+            self.smalls.push(small);
+            return SMALL | (self.smalls.len() - 1) as u32;
+        }
         let desc = self.lay_out(&lasts, &outs);
-        self.tables[id as usize] = desc;
-        id
+        if d == 0 {
+            self.tables[0] = desc;
+            return CHILD;
+        }
+        self.tables.push(desc);
+        CHILD | (self.tables.len() - 1) as u32
     }
 
     /// Appends the S+-tree over `lasts` (the intervals' last chunks, ascending,
@@ -324,12 +362,14 @@ impl IntervalTable {
 
     /// Elementary intervals over all tables.
     pub fn intervals(&self) -> usize {
-        self.outcomes.len()
+        // A small table's last key is u64::MAX, like its padding.
+        let small = |t: &Small| t.node.0.iter().filter(|&&k| k != u64::MAX).count() + 1;
+        self.outcomes.len() + self.smalls.iter().map(small).sum::<usize>()
     }
 
     /// Tables (64-bit chunk levels) in all.
     pub fn tables(&self) -> usize {
-        self.tables.len()
+        self.tables.len() + self.smalls.len()
     }
 
     /// Bytes the lookups read from: nodes, outcomes, table descriptors, values.
@@ -338,6 +378,7 @@ impl IntervalTable {
             + self.outcomes.len() * 4
             + self.tables.len() * std::mem::size_of::<TableDesc>()
             + self.singles.len() * std::mem::size_of::<Single>()
+            + self.smalls.len() * std::mem::size_of::<Small>()
             + self.values.len() * 4
     }
 
@@ -382,25 +423,31 @@ impl IntervalTable {
     #[inline(always)]
     fn lookup_with<R: Rank>(&self, key: &Address) -> Option<u32> {
         let k = words(key.as_bytes());
-        let (mut t, mut c) = (0usize, 0usize);
+        // The top table first, at chunk 0; each child at the next chunk.
+        let (mut o, mut c) = (CHILD, 0usize);
         loop {
-            let desc = &self.tables[t];
-            let x = k[c];
-            let mut idx = 0usize;
-            for l in 0..desc.levels as usize {
-                let node = &self.nodes[desc.level_start[l] as usize + idx];
-                let below = R::below(node, x);
-                idx = if l + 1 < desc.levels as usize {
-                    idx * FANOUT + below
-                } else {
-                    idx * KEYS + below
-                };
-            }
-            let o = self.outcomes[desc.outcomes as usize + idx];
-            if o & CHILD == 0 {
-                return self.finish(o, key);
-            }
-            t = (o & !CHILD) as usize;
+            o = match o & KIND {
+                CHILD => {
+                    let x = k[c];
+                    let desc = &self.tables[(o & !KIND) as usize];
+                    let mut idx = 0usize;
+                    for l in 0..desc.levels as usize {
+                        let node = &self.nodes[desc.level_start[l] as usize + idx];
+                        let below = R::below(node, x);
+                        idx = if l + 1 < desc.levels as usize {
+                            idx * FANOUT + below
+                        } else {
+                            idx * KEYS + below
+                        };
+                    }
+                    self.outcomes[desc.outcomes as usize + idx]
+                }
+                SMALL => {
+                    let small = &self.smalls[(o & !KIND) as usize];
+                    small.outs[R::below(&small.node, k[c])]
+                }
+                _ => return self.finish(o, key),
+            };
             c += 1;
         }
     }
@@ -463,31 +510,38 @@ impl IntervalTable {
                     }
                 }
             }
-            // Keys that continue: (key, table) in `more`; keys that end on a
-            // single in `singles` (answered last, after their lines were fetched).
+            // Keys that continue: (key, outcome leading on) in `more`; keys that
+            // end on a single in `singles` (answered last, after their lines were
+            // fetched).
             let mut more = [(0u8, 0u32); INTERVAL_BATCH];
             let mut live = 0;
             let mut singles = [(0u8, 0u32); INTERVAL_BATCH];
             let mut ns = 0;
             for k in 0..n {
                 let o = self.outcome(top.outcomes as usize + idx[k]);
-                if o & CHILD != 0 {
-                    // A child table's root is found through its descriptor: fetch
-                    // every key's descriptor first, then (below) the roots.
-                    let t = o & !CHILD;
-                    R::prefetch_desc(self.desc(t));
-                    more[live] = (k as u8, t);
-                    live += 1;
-                } else if o & SINGLE != 0 {
-                    R::prefetch_single(self.single_at(o));
-                    singles[ns] = (k as u8, o);
-                    ns += 1;
-                } else {
-                    oc[k] = self.decode(o);
+                match o & KIND {
+                    // A table's root is found through its descriptor: fetch every
+                    // key's descriptor first, then (below) the roots.
+                    CHILD => R::prefetch_desc(self.desc(o & !KIND)),
+                    SMALL => R::prefetch_small(self.small_at(o)),
+                    SINGLE => {
+                        R::prefetch_single(self.single_at(o));
+                        singles[ns] = (k as u8, o);
+                        ns += 1;
+                        continue;
+                    }
+                    _ => {
+                        oc[k] = self.decode(o);
+                        continue;
+                    }
                 }
+                more[live] = (k as u8, o);
+                live += 1;
             }
-            for &(_, t) in &more[..live] {
-                R::prefetch(self.first_node(t));
+            for &(_, o) in &more[..live] {
+                if o & KIND == CHILD {
+                    R::prefetch(self.first_node(o & !KIND));
+                }
             }
             if live > 0 {
                 self.rounds::<R>(kc, oc, &mut more[..live], &mut singles, &mut ns);
@@ -498,10 +552,12 @@ impl IntervalTable {
         }
     }
 
-    /// The bulk lookup's second part: keys `more[i].0` of `kc`, each to be looked
-    /// up from the table `more[i].1` (at the key's second chunk). A leaf step
-    /// prefetches the outcome, which the key reads in the next round; keys that
-    /// end on a single go to `singles`.
+    /// The bulk lookup's second part: keys `more[i].0` of `kc`, each to go on
+    /// where the outcome `more[i].1` leads (a table whose root was prefetched, or
+    /// a small table), at the key's second chunk. Each round takes every
+    /// unfinished key one node further; a table's leaf step prefetches the
+    /// outcome, which the key reads in the next round; keys that end on a single
+    /// go to `singles`.
     #[inline(always)]
     fn rounds<R: Rank>(
         &self,
@@ -518,52 +574,89 @@ impl IntervalTable {
         while live > 0 {
             let mut kept = 0;
             for a in 0..live {
-                let (k, table) = more[a];
-                let desc = self.desc(table);
+                let (k, at) = more[a];
                 let (ki, l) = (k as usize, level[a] as usize);
                 let ch = chunk_at[a];
-                // The slot's next state: (table, level, index, chunk). Level
-                // `levels` means "read the outcome at `index`"; level DESC, "the
-                // descriptor was fetched: fetch the root".
-                let next = if l == DESC {
-                    R::prefetch(self.first_node(table));
-                    (table, 0, 0, ch)
-                } else if l < desc.levels as usize {
+                // The slot's next state: (where, level, index, chunk). In a table
+                // (`at` = CHILD | table), level `levels` means "read the outcome
+                // at `index`", and level DESC "the descriptor was fetched: fetch
+                // the root".
+                let o = if at & KIND == SMALL {
+                    let small = self.small(at);
                     let x = key_chunk(&kc[ki], ch as usize);
-                    let below = R::below(self.node(desc.level_start[l] as usize + idx[a]), x);
-                    if l + 1 < desc.levels as usize {
-                        let ix = idx[a] * FANOUT + below;
-                        let at = desc.level_start[l + 1] as usize + ix;
-                        R::prefetch(self.nodes.as_ptr().wrapping_add(at));
-                        (table, l as u8 + 1, ix, ch)
-                    } else {
-                        let ix = desc.outcomes as usize + idx[a] * KEYS + below;
-                        R::prefetch_outcome(self.outcomes.as_ptr().wrapping_add(ix));
-                        (table, l as u8 + 1, ix, ch)
-                    }
+                    small.outs[R::below(&small.node, x)]
                 } else {
-                    let o = self.outcome(idx[a]);
-                    if o & CHILD == 0 {
-                        if o & SINGLE != 0 {
-                            R::prefetch_single(self.single_at(o));
-                            singles[*ns] = (k, o);
-                            *ns += 1;
-                        } else {
-                            oc[ki] = self.decode(o);
-                        }
+                    let table = at & !KIND;
+                    let desc = self.desc(table);
+                    if l == DESC {
+                        R::prefetch(self.first_node(table));
+                        (more[kept], level[kept], idx[kept], chunk_at[kept]) = ((k, at), 0, 0, ch);
+                        kept += 1;
                         continue;
                     }
-                    let child = o & !CHILD;
-                    R::prefetch_desc(self.desc(child));
-                    (child, DESC as u8, 0, ch + 1)
+                    if l < desc.levels as usize {
+                        let x = key_chunk(&kc[ki], ch as usize);
+                        let below = R::below(self.node(desc.level_start[l] as usize + idx[a]), x);
+                        let ix = if l + 1 < desc.levels as usize {
+                            let ix = idx[a] * FANOUT + below;
+                            R::prefetch(
+                                self.nodes
+                                    .as_ptr()
+                                    .wrapping_add(desc.level_start[l + 1] as usize + ix),
+                            );
+                            ix
+                        } else {
+                            let ix = desc.outcomes as usize + idx[a] * KEYS + below;
+                            R::prefetch_outcome(self.outcomes.as_ptr().wrapping_add(ix));
+                            ix
+                        };
+                        (more[kept], level[kept], idx[kept], chunk_at[kept]) =
+                            ((k, at), l as u8 + 1, ix, ch);
+                        kept += 1;
+                        continue;
+                    }
+                    self.outcome(idx[a])
+                };
+                // The key has its outcome at this chunk: it ends, or goes on at the next.
+                let next_level = match o & KIND {
+                    CHILD => {
+                        R::prefetch_desc(self.desc(o & !KIND));
+                        DESC as u8
+                    }
+                    SMALL => {
+                        R::prefetch_small(self.small_at(o));
+                        0
+                    }
+                    SINGLE => {
+                        R::prefetch_single(self.single_at(o));
+                        singles[*ns] = (k, o);
+                        *ns += 1;
+                        continue;
+                    }
+                    _ => {
+                        oc[ki] = self.decode(o);
+                        continue;
+                    }
                 };
                 // Compact in place: slot `kept` <= `a` was read already.
-                (more[kept].1, level[kept], idx[kept], chunk_at[kept]) = next;
-                more[kept].0 = k;
+                (more[kept], level[kept], idx[kept], chunk_at[kept]) =
+                    ((k, o), next_level, 0, ch + 1);
                 kept += 1;
             }
             live = kept;
         }
+    }
+
+    /// The small table an outcome names.
+    #[inline(always)]
+    fn small(&self, o: u32) -> &Small {
+        &self.smalls[(o & !KIND) as usize]
+    }
+
+    /// The address of the small table an outcome names (for prefetching).
+    #[inline(always)]
+    fn small_at(&self, o: u32) -> *const Small {
+        self.smalls.as_ptr().wrapping_add((o & !KIND) as usize)
     }
 
     /// The address of the single an outcome names (for prefetching).
@@ -617,6 +710,7 @@ trait Rank {
     fn prefetch_outcome(_o: *const u32) {}
     fn prefetch_single(_s: *const Single) {}
     fn prefetch_desc(_d: *const TableDesc) {}
+    fn prefetch_small(_s: *const Small) {}
 }
 
 struct Portable;
@@ -677,6 +771,17 @@ mod avx512 {
             unsafe {
                 _mm_prefetch(d as *const i8, _MM_HINT_T0);
                 _mm_prefetch(d.wrapping_add(1) as *const i8, _MM_HINT_T0);
+            }
+        }
+
+        #[inline(always)]
+        fn prefetch_small(s: *const Small) {
+            // SAFETY: prefetches never fault. A small table is three lines.
+            unsafe {
+                let p = s as *const i8;
+                _mm_prefetch(p, _MM_HINT_T0);
+                _mm_prefetch(p.wrapping_add(64), _MM_HINT_T0);
+                _mm_prefetch(p.wrapping_add(128), _MM_HINT_T0);
             }
         }
     }
