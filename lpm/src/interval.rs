@@ -15,20 +15,22 @@
 //! /96 subnets a second, /160 and /256 routes a third and fourth.
 //!
 //! A table's cuts form a static B+-tree laid out level by level without pointers
-//! (an S+-tree): nodes of 8 keys (one cache line), the children of node `j` at
-//! `9 j .. 9 j + 8` in the next level. Keys are the intervals' *last* chunks
-//! and a step counts the keys strictly below the search key, so the padding
-//! (`u64::MAX`) is never counted and the last interval (which ends at `u64::MAX`)
-//! needs no special case. One step is an 8-lane compare and a popcount; the bulk
-//! lookup steps a batch of keys in rounds and prefetches each key's next node, so
-//! the misses of different keys overlap. (Nodes of 16 keys, two lines, take a
-//! level less but fetch twice the lines a level: on the full table, whose search
-//! is bound by the misses in flight, 8 keys looked up about 20 % faster.)
+//! (an S+-tree) in 64-byte lines: inner nodes of 8 keys, the children of node `j`
+//! at `9 j .. 9 j + 8` in the next level, and leaves of up to 6 intervals that
+//! hold their outcomes beside their keys, so the step that finds a key's interval
+//! brings its answer along. Keys are the intervals' *last* chunks and a step
+//! counts the keys strictly below the search key, so the padding (`u64::MAX`) is
+//! never counted and the last interval (which ends at `u64::MAX`) needs no
+//! special case. One step is an 8-lane compare and a popcount; the bulk lookup
+//! steps a batch of keys in rounds and prefetches each key's next line, so the
+//! misses of different keys overlap. The search is bound by the misses in flight,
+//! so lines count more than levels: nodes of 16 keys (two lines) took a level
+//! less and looked up about 20 % slower on the full table.
 //!
-//! Many child tables have at most 8 intervals: such a *small* table keeps its one
-//! node and its outcomes side by side (two lines) and is named by the parent's
-//! outcome directly, so a step into it is one fetch where a table takes three
-//! dependent ones (descriptor, root, outcome).
+//! A table is found through its descriptor (where its levels start), one more
+//! dependent fetch, except a child table of at most 54 intervals (most of them):
+//! its parent's outcome names its line directly, a lone leaf or one inner node
+//! with its leaves right after it.
 
 use crate::mapping::HugeSlice;
 use crate::node::{chunk, words, Words, NONE};
@@ -36,12 +38,17 @@ use crate::table::{pieces_into, Local, Piece};
 use chainroute_wire::{Address, Prefix};
 use std::collections::HashMap;
 
-/// Keys per node (one 64-byte line of u64).
+/// Keys per inner node (one 64-byte line of u64).
 const KEYS: usize = 8;
-/// Children per internal node.
+/// Children per inner node.
 const FANOUT: usize = KEYS + 1;
-/// Deepest B+-tree a table can need: 8 * 9^10 > 2^32 intervals.
-const MAX_LEVELS: usize = 11;
+/// Keys per leaf: a leaf line holds up to 6 intervals, the last chunks of all but
+/// the last (which its parent's key bounds) and the 6 outcomes.
+const LEAF_KEYS: usize = 5;
+/// Intervals per leaf.
+const SPAN: usize = LEAF_KEYS + 1;
+/// Most inner levels a table can need: 6 * 9^10 > 2^32 intervals.
+const MAX_LEVELS: usize = 10;
 /// In the bulk rounds, a key's level while its next table's descriptor is fetched.
 const DESC: usize = u8::MAX as usize;
 /// An outcome with this bit leads to the child table in the low bits.
@@ -51,63 +58,62 @@ const CHILD: u32 = 1 << 31;
 /// host routes and small blocks are alone under their point; a table each would
 /// cost a node, a descriptor and three outcomes).
 const SINGLE: u32 = 1 << 30;
-/// An outcome with both bits leads to the small table `smalls[low bits]`.
+/// An outcome with both bits leads to a table without a descriptor, at line
+/// `low bits & INDEX`: a lone leaf (at most 6 intervals), or with [`SHAPE`] one
+/// inner node and its leaves after it (at most 54).
 const SMALL: u32 = CHILD | SINGLE;
+/// In a `SMALL` outcome: the table is an inner node followed by its leaves.
+const SHAPE: u32 = 1 << 29;
+/// In a `SMALL` outcome: the line.
+const INDEX: u32 = SHAPE - 1;
 /// The bits that say what an outcome is.
 const KIND: u32 = CHILD | SINGLE;
 /// Keys stepped together by the bulk lookup.
 pub const INTERVAL_BATCH: usize = 64;
 
+/// One 64-byte line of a table: an inner node (8 keys) or a leaf (see [`leaf`]).
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
-struct Node([u64; KEYS]);
+struct Line([u64; KEYS]);
 
-const PAD: Node = Node([u64::MAX; KEYS]);
+const PAD: Line = Line([u64::MAX; KEYS]);
 
-/// A child table of at most 8 intervals: its one node and its outcomes in two
-/// adjacent lines, named by the parent's outcome, so a step
-/// into it needs no descriptor and its outcome arrives with its keys.
-#[repr(C, align(64))]
-#[derive(Clone, Copy)]
-struct Small {
-    node: Node,
-    outs: [u32; KEYS],
-}
+const _: () = assert!(std::mem::size_of::<Line>() == 64);
 
-/// One 64-bit chunk's intervals: where its levels start in `nodes`, where its
-/// outcomes start in `outcomes`.
+/// One 64-bit chunk's intervals: where its inner levels start in `lines` (root
+/// first), where its leaves start (after them).
 #[derive(Clone, Copy, Debug, Default)]
 struct TableDesc {
-    levels: u32,
-    outcomes: u32,
+    inner: u32,
+    leaves: u32,
     level_start: [u32; MAX_LEVELS],
 }
 
 /// A static longest-prefix-match table over elementary intervals (see the module
 /// documentation). Prefix lengths 0..=256; next hops any u32.
 pub struct IntervalTable {
-    /// Nodes, outcomes and singles are read all over at random: from 2 MiB up they
-    /// live in huge-page mappings.
-    nodes: HugeSlice<Node>,
-    /// Per interval: a value code (0: no match, `c`: `values[c - 1]`) or
-    /// `CHILD | table`.
-    outcomes: HugeSlice<u32>,
+    /// Every table's lines, its inner levels then its leaves. Lines and singles
+    /// are read all over at random: from 2 MiB up they live in huge-page
+    /// mappings. A leaf's outcomes are value codes (0: no match, `c`:
+    /// `values[c - 1]`), `CHILD | table`, `SINGLE | single` or `SMALL | ...`.
+    lines: HugeSlice<Line>,
     tables: HugeSlice<TableDesc>,
     singles: HugeSlice<Single>,
-    smalls: HugeSlice<Small>,
     values: HugeSlice<u32>,
     prefixes: usize,
+    intervals: usize,
+    smalls: usize,
 }
 
 /// The arrays of an [`IntervalTable`] while it is built.
 #[derive(Default)]
 struct Parts {
-    nodes: Vec<Node>,
-    outcomes: Vec<u32>,
+    lines: Vec<Line>,
     tables: Vec<TableDesc>,
     singles: Vec<Single>,
-    smalls: Vec<Small>,
     values: Vec<u32>,
+    intervals: usize,
+    smalls: usize,
 }
 
 /// The one longer prefix under a point, and the point's own answer: 32 bytes,
@@ -179,8 +185,8 @@ impl std::fmt::Debug for IntervalTable {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.debug_struct("IntervalTable")
             .field("prefixes", &self.prefixes)
-            .field("tables", &self.tables.len())
-            .field("intervals", &self.outcomes.len())
+            .field("tables", &self.tables())
+            .field("intervals", &self.intervals())
             .finish()
     }
 }
@@ -225,20 +231,20 @@ impl IntervalTable {
         };
         t.build_table(0, rest, default, &mut Scratch::default());
         IntervalTable {
-            nodes: HugeSlice::from_vec(t.nodes),
-            outcomes: HugeSlice::from_vec(t.outcomes),
+            lines: HugeSlice::from_vec(t.lines),
             tables: HugeSlice::from_vec(t.tables),
             singles: HugeSlice::from_vec(t.singles),
-            smalls: HugeSlice::from_vec(t.smalls),
             values: HugeSlice::from_vec(t.values),
             prefixes: items.len(),
+            intervals: t.intervals,
+            smalls: t.smalls,
         }
     }
 
-    /// Whether its largest array (the nodes) lives in a huge-page mapping (tables
-    /// under 2 MiB of nodes stay on the heap).
+    /// Whether its largest array (the lines) lives in a huge-page mapping (under
+    /// 2 MiB it stays on the heap).
     pub fn huge_page_mapped(&self) -> bool {
-        self.nodes.is_mapped()
+        self.lines.is_mapped()
     }
 }
 
@@ -304,16 +310,14 @@ impl Parts {
             .collect();
         s.pieces = pieces;
         s.groups = groups;
-        if d > 0 && lasts.len() <= KEYS {
-            let mut small = Small {
-                node: fill(&lasts),
-                outs: [NONE; KEYS],
-            };
-            small.outs[..outs.len()].copy_from_slice(&outs);
-            self.smalls.push(small);
-            return SMALL | (self.smalls.len() - 1) as u32;
-        }
         let desc = self.lay_out(&lasts, &outs);
+        if d > 0 && desc.inner <= 1 {
+            self.smalls += 1;
+            return match desc.inner {
+                0 => SMALL | desc.leaves,
+                _ => SMALL | SHAPE | desc.level_start[0],
+            };
+        }
         if d == 0 {
             self.tables[0] = desc;
             return CHILD;
@@ -323,14 +327,19 @@ impl Parts {
     }
 
     /// Appends the S+-tree over `lasts` (the intervals' last chunks, ascending,
-    /// ending in `u64::MAX`) and their outcomes.
+    /// ending in `u64::MAX`) and their outcomes: leaves of 6 intervals, then inner
+    /// levels bottom-up, each node holding the largest key of each of its first 8
+    /// children.
     fn lay_out(&mut self, lasts: &[u64], outs: &[u32]) -> TableDesc {
-        // Levels bottom-up: the leaves hold every key; a parent holds, for each of
-        // its first KEYS children, the child's largest key.
-        let mut levels: Vec<Vec<Node>> = vec![lasts.chunks(KEYS).map(fill).collect()];
-        let mut maxes: Vec<u64> = lasts.chunks(KEYS).map(|c| c[c.len() - 1]).collect();
+        assert!(
+            self.lines.len() + lasts.len() < INDEX as usize,
+            "at most 2^29 lines"
+        );
+        self.intervals += lasts.len();
+        let mut levels: Vec<Vec<Line>> = Vec::new();
+        let mut maxes: Vec<u64> = lasts.chunks(SPAN).map(|c| c[c.len() - 1]).collect();
         while maxes.len() > 1 {
-            let parents: Vec<Node> = maxes
+            let parents: Vec<Line> = maxes
                 .chunks(FANOUT)
                 .map(|c| fill(&c[..c.len().min(KEYS)]))
                 .collect();
@@ -339,15 +348,18 @@ impl Parts {
         }
         assert!(levels.len() <= MAX_LEVELS, "more than 2^32 intervals");
         let mut desc = TableDesc {
-            levels: levels.len() as u32,
-            outcomes: self.outcomes.len() as u32,
+            inner: levels.len() as u32,
+            leaves: 0,
             level_start: [0; MAX_LEVELS],
         };
         for (l, nodes) in levels.iter().rev().enumerate() {
-            desc.level_start[l] = self.nodes.len() as u32;
-            self.nodes.extend_from_slice(nodes);
+            desc.level_start[l] = self.lines.len() as u32;
+            self.lines.extend_from_slice(nodes);
         }
-        self.outcomes.extend_from_slice(outs);
+        desc.leaves = self.lines.len() as u32;
+        for (ks, os) in lasts.chunks(SPAN).zip(outs.chunks(SPAN)) {
+            self.lines.push(leaf(&ks[..ks.len() - 1], os));
+        }
         desc
     }
 }
@@ -364,23 +376,19 @@ impl IntervalTable {
 
     /// Elementary intervals over all tables.
     pub fn intervals(&self) -> usize {
-        // A small table's last key is u64::MAX, like its padding.
-        let small = |t: &Small| t.node.0.iter().filter(|&&k| k != u64::MAX).count() + 1;
-        self.outcomes.len() + self.smalls.iter().map(small).sum::<usize>()
+        self.intervals
     }
 
     /// Tables (64-bit chunk levels) in all.
     pub fn tables(&self) -> usize {
-        self.tables.len() + self.smalls.len()
+        self.tables.len() + self.smalls
     }
 
-    /// Bytes the lookups read from: nodes, outcomes, table descriptors, values.
+    /// Bytes the lookups read from: lines, table descriptors, singles, values.
     pub fn memory_bytes(&self) -> usize {
-        self.nodes.len() * std::mem::size_of::<Node>()
-            + self.outcomes.len() * 4
+        self.lines.len() * std::mem::size_of::<Line>()
             + self.tables.len() * std::mem::size_of::<TableDesc>()
             + self.singles.len() * std::mem::size_of::<Single>()
-            + self.smalls.len() * std::mem::size_of::<Small>()
             + self.values.len() * 4
     }
 
@@ -428,28 +436,26 @@ impl IntervalTable {
         // The top table first, at chunk 0; each child at the next chunk.
         let (mut o, mut c) = (CHILD, 0usize);
         loop {
-            o = match o & KIND {
+            let leaf = match o & KIND {
                 CHILD => {
-                    let x = k[c];
                     let desc = &self.tables[(o & !KIND) as usize];
                     let mut idx = 0usize;
-                    for l in 0..desc.levels as usize {
-                        let node = &self.nodes[desc.level_start[l] as usize + idx];
-                        let below = R::below(node, x);
-                        idx = if l + 1 < desc.levels as usize {
-                            idx * FANOUT + below
-                        } else {
-                            idx * KEYS + below
-                        };
+                    for l in 0..desc.inner as usize {
+                        let node = &self.lines[desc.level_start[l] as usize + idx];
+                        idx = idx * FANOUT + R::below(node, k[c]);
                     }
-                    self.outcomes[desc.outcomes as usize + idx]
+                    desc.leaves as usize + idx
                 }
                 SMALL => {
-                    let small = &self.smalls[(o & !KIND) as usize];
-                    small.outs[R::below(&small.node, k[c])]
+                    let at = (o & INDEX) as usize;
+                    match o & SHAPE {
+                        0 => at,
+                        _ => at + 1 + R::below(&self.lines[at], k[c]),
+                    }
                 }
                 _ => return self.finish(o, key),
             };
+            o = self.leaf_step::<R>(leaf, k[c]);
             c += 1;
         }
     }
@@ -473,16 +479,17 @@ impl IntervalTable {
 
     /// Steps up to [`INTERVAL_BATCH`] keys together. Every key starts in the top
     /// table, so its levels go in lockstep: one level for all keys, then the
-    /// next, each step prefetching the node that key needs next (the other keys'
-    /// steps give it time to arrive). Keys that go on into child tables (most
-    /// take none, a /96 subnet one, a host route two or three) then continue in
-    /// rounds, each round taking every unfinished key one node further.
+    /// next, each step prefetching the node (or leaf) that key needs next (the
+    /// other keys' steps give it time to arrive). Keys that go on into child
+    /// tables (most take none, a /96 subnet one, a host route two or three) then
+    /// continue in rounds, each round taking every unfinished key one line
+    /// further.
     #[inline(always)]
     fn bulk_with<R: Rank>(&self, keys: &[Address], out: &mut [Option<u32>]) {
         assert!(out.len() >= keys.len(), "out shorter than keys");
         let top = self.tables[0];
-        let depth = top.levels as usize;
-        let outcomes = self.outcomes.as_ptr().wrapping_add(top.outcomes as usize);
+        let depth = top.inner as usize;
+        let leaves = top.leaves as usize;
         for (kc, oc) in keys
             .chunks(INTERVAL_BATCH)
             .zip(out.chunks_mut(INTERVAL_BATCH))
@@ -495,21 +502,15 @@ impl IntervalTable {
             }
             for l in 0..depth {
                 let level = top.level_start[l] as usize;
-                let leaf = l + 1 == depth;
-                let next = if leaf {
+                let last = l + 1 == depth;
+                let next = if last {
                     0
                 } else {
                     top.level_start[l + 1] as usize
                 };
                 for k in 0..n {
-                    let below = R::below(self.node(level + idx[k]), x[k]);
-                    if leaf {
-                        idx[k] = idx[k] * KEYS + below;
-                        R::prefetch_outcome(outcomes.wrapping_add(idx[k]));
-                    } else {
-                        idx[k] = idx[k] * FANOUT + below;
-                        R::prefetch(self.nodes.as_ptr().wrapping_add(next + idx[k]));
-                    }
+                    idx[k] = idx[k] * FANOUT + R::below(self.node(level + idx[k]), x[k]);
+                    R::prefetch(self.line_at(if last { leaves } else { next } + idx[k]));
                 }
             }
             // Keys that continue: (key, outcome leading on) in `more`; keys that
@@ -520,12 +521,12 @@ impl IntervalTable {
             let mut singles = [(0u8, 0u32); INTERVAL_BATCH];
             let mut ns = 0;
             for k in 0..n {
-                let o = self.outcome(top.outcomes as usize + idx[k]);
+                let o = self.leaf_step::<R>(leaves + idx[k], x[k]);
                 match o & KIND {
                     // A table's root is found through its descriptor: fetch every
                     // key's descriptor first, then (below) the roots.
                     CHILD => R::prefetch_desc(self.desc(o & !KIND)),
-                    SMALL => R::prefetch_small(self.small_at(o)),
+                    SMALL => R::prefetch(self.line_at((o & INDEX) as usize)),
                     SINGLE => {
                         R::prefetch_single(self.single_at(o));
                         singles[ns] = (k as u8, o);
@@ -556,10 +557,9 @@ impl IntervalTable {
 
     /// The bulk lookup's second part: keys `more[i].0` of `kc`, each to go on
     /// where the outcome `more[i].1` leads (a table whose root was prefetched, or
-    /// a small table), at the key's second chunk. Each round takes every
-    /// unfinished key one node further; a table's leaf step prefetches the
-    /// outcome, which the key reads in the next round; keys that end on a single
-    /// go to `singles`.
+    /// a small table's leaf), at the key's second chunk. Each round takes every
+    /// unfinished key one line further, prefetching the next; keys that end on
+    /// a single go to `singles`.
     #[inline(always)]
     fn rounds<R: Rank>(
         &self,
@@ -579,14 +579,26 @@ impl IntervalTable {
                 let (k, at) = more[a];
                 let (ki, l) = (k as usize, level[a] as usize);
                 let ch = chunk_at[a];
+                let x = key_chunk(&kc[ki], ch as usize);
                 // The slot's next state: (where, level, index, chunk). In a table
-                // (`at` = CHILD | table), level `levels` means "read the outcome
-                // at `index`", and level DESC "the descriptor was fetched: fetch
-                // the root".
+                // (`at` = CHILD | table), level `inner` means "step the leaf at
+                // `index`", and level DESC "the descriptor was fetched: fetch the
+                // root".
                 let o = if at & KIND == SMALL {
-                    let small = self.small(at);
-                    let x = key_chunk(&kc[ki], ch as usize);
-                    small.outs[R::below(&small.node, x)]
+                    let i = (at & INDEX) as usize;
+                    if at & SHAPE == 0 {
+                        self.leaf_step::<R>(i, x)
+                    } else if l == 0 {
+                        // The inner node: fetch the leaf, step it next round.
+                        let leaf = i + 1 + R::below(&self.lines[i], x);
+                        R::prefetch(self.line_at(leaf));
+                        (more[kept], level[kept], idx[kept], chunk_at[kept]) =
+                            ((k, at), 1, leaf, ch);
+                        kept += 1;
+                        continue;
+                    } else {
+                        self.leaf_step::<R>(idx[a], x)
+                    }
                 } else {
                     let table = at & !KIND;
                     let desc = self.desc(table);
@@ -596,28 +608,20 @@ impl IntervalTable {
                         kept += 1;
                         continue;
                     }
-                    if l < desc.levels as usize {
-                        let x = key_chunk(&kc[ki], ch as usize);
-                        let below = R::below(self.node(desc.level_start[l] as usize + idx[a]), x);
-                        let ix = if l + 1 < desc.levels as usize {
-                            let ix = idx[a] * FANOUT + below;
-                            R::prefetch(
-                                self.nodes
-                                    .as_ptr()
-                                    .wrapping_add(desc.level_start[l + 1] as usize + ix),
-                            );
-                            ix
-                        } else {
-                            let ix = desc.outcomes as usize + idx[a] * KEYS + below;
-                            R::prefetch_outcome(self.outcomes.as_ptr().wrapping_add(ix));
-                            ix
+                    if l < desc.inner as usize {
+                        let ix = idx[a] * FANOUT
+                            + R::below(self.node(desc.level_start[l] as usize + idx[a]), x);
+                        let next = match l + 1 < desc.inner as usize {
+                            true => desc.level_start[l + 1],
+                            false => desc.leaves,
                         };
+                        R::prefetch(self.line_at(next as usize + ix));
                         (more[kept], level[kept], idx[kept], chunk_at[kept]) =
                             ((k, at), l as u8 + 1, ix, ch);
                         kept += 1;
                         continue;
                     }
-                    self.outcome(idx[a])
+                    self.leaf_step::<R>(desc.leaves as usize + idx[a], x)
                 };
                 // The key has its outcome at this chunk: it ends, or goes on at the next.
                 let next_level = match o & KIND {
@@ -626,7 +630,7 @@ impl IntervalTable {
                         DESC as u8
                     }
                     SMALL => {
-                        R::prefetch_small(self.small_at(o));
+                        R::prefetch(self.line_at((o & INDEX) as usize));
                         0
                     }
                     SINGLE => {
@@ -649,16 +653,17 @@ impl IntervalTable {
         }
     }
 
-    /// The small table an outcome names.
+    /// The outcome of the interval of leaf `i` that holds `x`.
     #[inline(always)]
-    fn small(&self, o: u32) -> &Small {
-        &self.smalls[(o & !KIND) as usize]
+    fn leaf_step<R: Rank>(&self, i: usize, x: u64) -> u32 {
+        let leaf = &self.lines[i];
+        outcome(leaf, R::below_leaf(leaf, x))
     }
 
-    /// The address of the small table an outcome names (for prefetching).
+    /// The address of line `i` (for prefetching).
     #[inline(always)]
-    fn small_at(&self, o: u32) -> *const Small {
-        self.smalls.as_ptr().wrapping_add((o & !KIND) as usize)
+    fn line_at(&self, i: usize) -> *const Line {
+        self.lines.as_ptr().wrapping_add(i)
     }
 
     /// The address of the single an outcome names (for prefetching).
@@ -673,21 +678,15 @@ impl IntervalTable {
     }
 
     #[inline(always)]
-    fn node(&self, i: usize) -> &Node {
-        &self.nodes[i]
+    fn node(&self, i: usize) -> &Line {
+        &self.lines[i]
     }
 
+    /// The address of a child table's root node (for prefetching; a child table
+    /// has inner levels, or it would be a small one).
     #[inline(always)]
-    fn outcome(&self, i: usize) -> u32 {
-        self.outcomes[i]
-    }
-
-    /// The address of a table's root node (for prefetching).
-    #[inline(always)]
-    fn first_node(&self, t: u32) -> *const Node {
-        self.nodes
-            .as_ptr()
-            .wrapping_add(self.desc(t).level_start[0] as usize)
+    fn first_node(&self, t: u32) -> *const Line {
+        self.line_at(self.desc(t).level_start[0] as usize)
     }
 }
 
@@ -699,28 +698,53 @@ fn key_chunk(key: &Address, c: usize) -> u64 {
 }
 
 /// A node with `keys` first and padding after.
-fn fill(keys: &[u64]) -> Node {
+fn fill(keys: &[u64]) -> Line {
     let mut n = PAD;
     n.0[..keys.len()].copy_from_slice(keys);
     n
 }
 
+/// A leaf: up to 6 intervals in one line, the last chunks of all but the last
+/// (whose end the parent's key bounds) in words 0-4, `u64::MAX` padding never
+/// counted, and the outcomes two to a word in words 5-7, so the step that finds
+/// the interval brings its outcome along.
+fn leaf(keys: &[u64], outs: &[u32]) -> Line {
+    let mut l = PAD;
+    l.0[..keys.len()].copy_from_slice(keys);
+    for w in 0..SPAN / 2 {
+        let at = |i: usize| outs.get(i).copied().unwrap_or(NONE) as u64;
+        l.0[LEAF_KEYS + w] = at(2 * w) | at(2 * w + 1) << 32;
+    }
+    l
+}
+
+/// Outcome `i` of a leaf.
+#[inline(always)]
+fn outcome(leaf: &Line, i: usize) -> u32 {
+    (leaf.0[LEAF_KEYS + i / 2] >> (32 * (i % 2))) as u32
+}
+
 /// One step's count: how many of a node's keys are below `x`.
 trait Rank {
-    fn below(node: &Node, x: u64) -> usize;
-    fn prefetch(_node: *const Node) {}
-    fn prefetch_outcome(_o: *const u32) {}
+    fn below(node: &Line, x: u64) -> usize;
+    /// How many of a leaf's keys are below `x`: the index of its outcome.
+    fn below_leaf(leaf: &Line, x: u64) -> usize;
+    fn prefetch(_line: *const Line) {}
     fn prefetch_single(_s: *const Single) {}
     fn prefetch_desc(_d: *const TableDesc) {}
-    fn prefetch_small(_s: *const Small) {}
 }
 
 struct Portable;
 
 impl Rank for Portable {
     #[inline(always)]
-    fn below(node: &Node, x: u64) -> usize {
+    fn below(node: &Line, x: u64) -> usize {
         node.0.iter().map(|&k| (k < x) as usize).sum()
+    }
+
+    #[inline(always)]
+    fn below_leaf(leaf: &Line, x: u64) -> usize {
+        leaf.0[..LEAF_KEYS].iter().map(|&k| (k < x) as usize).sum()
     }
 }
 
@@ -733,34 +757,32 @@ mod avx512 {
 
     impl Rank for Avx512 {
         #[inline(always)]
-        fn below(node: &Node, x: u64) -> usize {
-            // SAFETY: only reached from `bulk`, which runs with AVX-512F enabled;
-            // a node is 128 bytes aligned to 64.
+        fn below(node: &Line, x: u64) -> usize {
+            // SAFETY: only reached from code compiled with AVX-512F; a node is
+            // one 64-byte line, aligned.
             unsafe {
-                let p = node.0.as_ptr() as *const __m512i;
                 let v = _mm512_set1_epi64(x as i64);
-                let mut n = 0;
-                for i in 0..KEYS / 8 {
-                    n += _mm512_cmplt_epu64_mask(_mm512_load_si512(p.add(i)), v).count_ones();
-                }
-                n as usize
+                let keys = _mm512_load_si512(node.0.as_ptr() as *const __m512i);
+                _mm512_cmplt_epu64_mask(keys, v).count_ones() as usize
             }
         }
 
         #[inline(always)]
-        fn prefetch(node: *const Node) {
-            // SAFETY: prefetches never fault.
+        fn below_leaf(leaf: &Line, x: u64) -> usize {
+            // SAFETY: as `below`: a leaf is one aligned line; lanes 5-7 hold the
+            // outcomes, masked off.
             unsafe {
-                for i in 0..KEYS / 8 {
-                    _mm_prefetch((node as *const i8).wrapping_add(64 * i), _MM_HINT_T0);
-                }
+                let v = _mm512_set1_epi64(x as i64);
+                let line = _mm512_load_si512(leaf.0.as_ptr() as *const __m512i);
+                let mask = (1u8 << LEAF_KEYS) - 1;
+                (_mm512_cmplt_epu64_mask(line, v) & mask).count_ones() as usize
             }
         }
 
         #[inline(always)]
-        fn prefetch_outcome(o: *const u32) {
+        fn prefetch(line: *const Line) {
             // SAFETY: prefetches never fault.
-            unsafe { _mm_prefetch(o as *const i8, _MM_HINT_T0) }
+            unsafe { _mm_prefetch(line as *const i8, _MM_HINT_T0) }
         }
 
         #[inline(always)]
@@ -780,17 +802,6 @@ mod avx512 {
                     p.wrapping_add(std::mem::size_of::<TableDesc>() - 1),
                     _MM_HINT_T0,
                 );
-            }
-        }
-
-        #[inline(always)]
-        fn prefetch_small(s: *const Small) {
-            // SAFETY: prefetches never fault. A small table is two lines.
-            unsafe {
-                let p = s as *const i8;
-                for i in 0..std::mem::size_of::<Small>() / 64 {
-                    _mm_prefetch(p.wrapping_add(64 * i), _MM_HINT_T0);
-                }
             }
         }
     }

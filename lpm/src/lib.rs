@@ -115,8 +115,8 @@
 //! [`IntervalTable`] answers the same question another way (the idea of PlanB,
 //! NSDI '26): the prefixes cut the address space into elementary intervals with
 //! one answer each, so one ordered search over the cuts replaces the walk. Keys
-//! are taken 64 bits at a time: a table per chunk, an S+-tree of 8-key nodes
-//! (one cache line, one 8-lane compare and a popcount per step, no pointers),
+//! are taken 64 bits at a time: a table per chunk, an S+-tree of 64-byte lines
+//! (one 8-lane compare and a popcount per step, outcomes in the leaves, no pointers),
 //! child tables under the chunk values where longer prefixes start. It is static:
 //! built from a prefix list, never edited. On the realistic table its bulk lookup
 //! is two to three times the trie's, so the writer can publish one
