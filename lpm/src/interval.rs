@@ -56,7 +56,7 @@ const CHILD: u32 = 1 << 31;
 /// An outcome with this bit (and not `CHILD`) is a point under which exactly one
 /// longer prefix starts: `singles[low bits]` answers it without a table (most
 /// host routes and small blocks are alone under their point; a table each would
-/// cost a node, a descriptor and three outcomes).
+/// cost a line and a fetch more).
 const SINGLE: u32 = 1 << 30;
 /// An outcome with both bits leads to a table without a descriptor, at line
 /// `low bits & INDEX`: a lone leaf (at most 6 intervals), or with [`SHAPE`] one
