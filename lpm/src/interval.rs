@@ -888,4 +888,51 @@ mod tests {
         assert_eq!(t.tables(), 1, "every long prefix is a single");
         check(&pairs, &keys);
     }
+
+    #[test]
+    fn leaves_pack_five_keys_and_six_outcomes() {
+        let outs = [
+            NONE,
+            1,
+            CHILD | 7,
+            SINGLE | 9,
+            SMALL | SHAPE | 11,
+            u32::MAX >> 2,
+        ];
+        let keys = [10, 20, 30, 40, 50];
+        let l = leaf(&keys, &outs);
+        for (i, &o) in outs.iter().enumerate() {
+            assert_eq!(outcome(&l, i), o);
+        }
+        for (x, i) in [(0, 0), (10, 0), (11, 1), (50, 4), (51, 5), (u64::MAX, 5)] {
+            assert_eq!(Portable::below_leaf(&l, x), i, "x {x}");
+        }
+        // A short leaf: padding keys are never below, missing outcomes are NONE.
+        let short = leaf(&[5], &[3, 4]);
+        assert_eq!(Portable::below_leaf(&short, u64::MAX), 1);
+        assert_eq!((outcome(&short, 1), outcome(&short, 2)), (4, NONE));
+    }
+
+    #[test]
+    fn child_tables_of_every_shape() {
+        // Under one /64 point, 1 to 40 /128s with gaps between them: child tables
+        // of 3 to 81 intervals, so a lone leaf (<= 6), one inner node and its
+        // leaves (<= 54) and a table with a descriptor (more), each probed at
+        // every cut and on both sides of it, through every kernel.
+        for m in 1..=40u64 {
+            let mut pairs = vec![(p("2001:db8::/32"), 1), (p("2001:db8:0:1::/64"), 2)];
+            let mut keys = Vec::new();
+            for j in 0..m {
+                let mut a = [0u8; 32];
+                a[..8].copy_from_slice(&0x2001_0db8_0000_0001u64.to_be_bytes());
+                a[8..16].copy_from_slice(&(1000 + 10 * j).to_be_bytes());
+                let q = Prefix::truncating(Address(a), 128);
+                pairs.push((q, 100 + j as u32));
+                let mut before = q.addr();
+                before.0[15] -= 1;
+                keys.extend([before, q.addr(), q.last(), q.last().wrapping_next()]);
+            }
+            check(&pairs, &keys);
+        }
+    }
 }
