@@ -922,15 +922,17 @@ mod tests {
         for m in 1..=40u64 {
             let mut pairs = vec![(p("2001:db8::/32"), 1), (p("2001:db8:0:1::/64"), 2)];
             let mut keys = Vec::new();
-            for j in 0..m {
+            let at = |chunk: u64| {
                 let mut a = [0u8; 32];
                 a[..8].copy_from_slice(&0x2001_0db8_0000_0001u64.to_be_bytes());
-                a[8..16].copy_from_slice(&(1000 + 10 * j).to_be_bytes());
-                let q = Prefix::truncating(Address(a), 128);
+                a[8..16].copy_from_slice(&chunk.to_be_bytes());
+                Address(a)
+            };
+            for j in 0..m {
+                let x = 1000 + 10 * j;
+                let q = Prefix::truncating(at(x), 128);
                 pairs.push((q, 100 + j as u32));
-                let mut before = q.addr();
-                before.0[15] -= 1;
-                keys.extend([before, q.addr(), q.last(), q.last().wrapping_next()]);
+                keys.extend([at(x - 1), q.addr(), q.last(), q.last().wrapping_next()]);
             }
             check(&pairs, &keys);
         }
