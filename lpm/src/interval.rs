@@ -240,19 +240,14 @@ impl IntervalTable {
             smalls: t.smalls,
         }
     }
-
-    /// Whether its largest array (the lines) lives in a huge-page mapping (under
-    /// 2 MiB it stays on the heap).
-    pub fn huge_page_mapped(&self) -> bool {
-        self.lines.is_mapped()
-    }
 }
 
 impl Parts {
     /// Builds the table of the chunk at bit `d` for `items` (sorted, all longer
     /// than `d`, sharing their first `d` bits); `inherited` answers where none of
-    /// them matches. Returns the outcome that leads to it: `CHILD | table` or
-    /// `SMALL | small` (the top table, at `d` 0, is always table 0).
+    /// them matches. Returns the outcome that leads to it: `CHILD | table`, or
+    /// `SMALL | ...` for a table of at most one inner level (the top table, at
+    /// `d` 0, is always table 0).
     fn build_table(&mut self, d: usize, items: &[Item], inherited: u32, s: &mut Scratch) -> u32 {
         if d == 0 {
             // Reserved before the children are built, which take the next indices.
@@ -327,9 +322,9 @@ impl Parts {
     }
 
     /// Appends the S+-tree over `lasts` (the intervals' last chunks, ascending,
-    /// ending in `u64::MAX`) and their outcomes: leaves of 6 intervals, then inner
-    /// levels bottom-up, each node holding the largest key of each of its first 8
-    /// children.
+    /// ending in `u64::MAX`) and their outcomes to `lines`: its inner levels, root
+    /// first (each node holds the largest key of each of its first 8 children),
+    /// then its leaves of up to 6 intervals.
     fn lay_out(&mut self, lasts: &[u64], outs: &[u32]) -> TableDesc {
         assert!(
             self.lines.len() + lasts.len() < INDEX as usize,
@@ -580,48 +575,39 @@ impl IntervalTable {
                 let (ki, l) = (k as usize, level[a] as usize);
                 let ch = chunk_at[a];
                 let x = key_chunk(&kc[ki], ch as usize);
-                // The slot's next state: (where, level, index, chunk). In a table
-                // (`at` = CHILD | table), level `inner` means "step the leaf at
-                // `index`", and level DESC "the descriptor was fetched: fetch the
-                // root".
-                let o = if at & KIND == SMALL {
-                    let i = (at & INDEX) as usize;
-                    if at & SHAPE == 0 {
-                        self.leaf_step::<R>(i, x)
-                    } else if l == 0 {
-                        // The inner node: fetch the leaf, step it next round.
-                        let leaf = i + 1 + R::below(&self.lines[i], x);
-                        R::prefetch(self.line_at(leaf));
-                        (more[kept], level[kept], idx[kept], chunk_at[kept]) =
-                            ((k, at), 1, leaf, ch);
-                        kept += 1;
-                        continue;
-                    } else {
-                        self.leaf_step::<R>(idx[a], x)
-                    }
+                // The slot's next state: (where, level, index, chunk). Level
+                // `inner` means "step the leaf at `index`"; in a table with a
+                // descriptor (`at` = CHILD | table), level DESC means "the
+                // descriptor was fetched: fetch the root". A SMALL outcome names
+                // its lines itself: a lone leaf, or one inner node and its leaves.
+                let (inner, leaves, desc) = if at & KIND == SMALL {
+                    let shape = (at & SHAPE != 0) as usize;
+                    (shape, (at & INDEX) as usize + shape, None)
                 } else {
                     let table = at & !KIND;
-                    let desc = self.desc(table);
                     if l == DESC {
                         R::prefetch(self.first_node(table));
                         (more[kept], level[kept], idx[kept], chunk_at[kept]) = ((k, at), 0, 0, ch);
                         kept += 1;
                         continue;
                     }
-                    if l < desc.inner as usize {
-                        let ix = idx[a] * FANOUT
-                            + R::below(self.node(desc.level_start[l] as usize + idx[a]), x);
-                        let next = match l + 1 < desc.inner as usize {
-                            true => desc.level_start[l + 1],
-                            false => desc.leaves,
-                        };
-                        R::prefetch(self.line_at(next as usize + ix));
-                        (more[kept], level[kept], idx[kept], chunk_at[kept]) =
-                            ((k, at), l as u8 + 1, ix, ch);
-                        kept += 1;
-                        continue;
-                    }
-                    self.leaf_step::<R>(desc.leaves as usize + idx[a], x)
+                    let d = self.desc(table);
+                    (d.inner as usize, d.leaves as usize, Some(d))
+                };
+                let o = if l < inner {
+                    let start = |l: usize| match desc {
+                        Some(d) => d.level_start[l] as usize,
+                        None => (at & INDEX) as usize,
+                    };
+                    let ix = idx[a] * FANOUT + R::below(self.node(start(l) + idx[a]), x);
+                    let next = if l + 1 < inner { start(l + 1) } else { leaves };
+                    R::prefetch(self.line_at(next + ix));
+                    (more[kept], level[kept], idx[kept], chunk_at[kept]) =
+                        ((k, at), l as u8 + 1, ix, ch);
+                    kept += 1;
+                    continue;
+                } else {
+                    self.leaf_step::<R>(leaves + idx[a], x)
                 };
                 // The key has its outcome at this chunk: it ends, or goes on at the next.
                 let next_level = match o & KIND {

@@ -119,15 +119,6 @@ impl<T: Copy> HugeSlice<T> {
             _owner: Owner::Heap(heap),
         }
     }
-
-    /// Whether the elements live in a mapping advised to use huge pages.
-    pub(crate) fn is_mapped(&self) -> bool {
-        #[cfg(target_os = "linux")]
-        if let Owner::Mapped(_) = self._owner {
-            return true;
-        }
-        false
-    }
 }
 
 impl<T: Copy> core::ops::Deref for HugeSlice<T> {
@@ -152,11 +143,11 @@ mod tests {
         assert_eq!(&s[..], &big[..]);
         #[cfg(target_os = "linux")]
         {
-            assert!(s.is_mapped());
+            assert!(matches!(s._owner, Owner::Mapped(_)));
             assert_eq!(s.as_ptr() as usize % HUGE, 0, "2 MiB-aligned");
         }
         let small = HugeSlice::from_vec(vec![7u32; 10]);
-        assert!(!small.is_mapped());
+        assert!(matches!(small._owner, Owner::Heap(_)));
         assert_eq!(&small[..], &[7u32; 10][..]);
         let empty = HugeSlice::<u32>::from_vec(Vec::new());
         assert!(empty.is_empty());
