@@ -111,7 +111,6 @@ struct Pending {
     start: u16,
     len: u16,
     kind: Kind,
-    ingress: Ingress,
     /// Index into the verifier's outcomes, when a signature was pushed.
     check: Option<u16>,
     /// Set when a check already decided to drop it.
@@ -123,9 +122,14 @@ pub struct Pipeline {
     fib: FibReader,
     security: Option<SecurityReader>,
     ports: Vec<PortInfo>,
+    /// The destination of each pending frame (written in place: a key built on the
+    /// stack and then pushed cost a store-forwarding stall per packet).
     keys: Vec<Address>,
     hops: Vec<u32>,
     pending: Vec<Pending>,
+    /// Where each pending frame came from, kept beside it only with security on
+    /// (the plain path writes no more per frame than it needs).
+    ingress: Vec<Ingress>,
 }
 
 fn unix_now() -> u64 {
@@ -145,9 +149,10 @@ impl Pipeline {
             fib,
             security: None,
             ports,
-            keys: Vec::with_capacity(MAX_BURST),
+            keys: vec![Address::UNSPECIFIED; MAX_BURST],
             hops: vec![NO_ROUTE; MAX_BURST],
             pending: Vec::with_capacity(MAX_BURST),
+            ingress: Vec::with_capacity(MAX_BURST),
         }
     }
 
@@ -184,8 +189,8 @@ impl Pipeline {
     pub fn process<F: FrameBuf>(&mut self, ingress: u16, frames: &mut [F], verdicts: &mut [Verdict], counters: &CoreCounters) {
         assert!(frames.len() <= MAX_BURST && verdicts.len() >= frames.len());
         let mut rx_bytes = 0u64;
-        self.keys.clear();
         self.pending.clear();
+        self.ingress.clear();
         let secure = self.security.is_some();
         let now = if secure { unix_now() } else { 0 };
         if let Some(sec) = &mut self.security {
@@ -224,7 +229,8 @@ impl Pipeline {
             let packet = &data[start..start + len];
             let nh = packet[6];
             let mut kind = Kind::Data;
-            let mut key = Address::from_slice(&packet[w3ip::DST_OFFSET..]).expect("checked W3IP header");
+            let slot = self.pending.len();
+            self.keys[slot].0.copy_from_slice(&packet[w3ip::DST_OFFSET..w3ip::HEADER_LEN]);
             // The extension chain is walked only when it starts with one.
             if secure && (nh == next_header::AUTH || nh == next_header::BIND || next_header::is_undefined_extension(nh)) {
                 match Extensions::parse(&w3ip::Packet::new_unchecked(packet)) {
@@ -236,17 +242,18 @@ impl Pipeline {
                         if let Some(off) = ext.bind {
                             kind = Kind::Bind(off as u16);
                             // A BIND is looked up by the unicast it claims.
-                            key = BindHeader::new_unchecked(&packet[off..]).unicast();
+                            self.keys[slot] = BindHeader::new_unchecked(&packet[off..]).unicast();
                         } else if let Some(off) = ext.auth {
                             kind = Kind::Auth(off as u16);
                         }
                     }
                 }
             }
-            self.keys.push(key);
             // Frames are at most 64 KiB (mbuf data_len is 16 bits), so offsets fit u16.
-            let ingress_of = if secure { Ingress::of(ingress, decap.eth_src, &decap.carrier) } else { Ingress::Native { port: ingress, mac: decap.eth_src } };
-            self.pending.push(Pending { frame: i as u16, start: start as u16, len: len as u16, kind, ingress: ingress_of, check: None, drop: None });
+            if secure {
+                self.ingress.push(Ingress::of(ingress, decap.eth_src, &decap.carrier));
+            }
+            self.pending.push(Pending { frame: i as u16, start: start as u16, len: len as u16, kind, check: None, drop: None });
         }
         if let Some(p) = counters.ports.get(ingress as usize) {
             bump(&p.rx_packets, frames.len() as u64);
@@ -254,26 +261,27 @@ impl Pipeline {
         }
 
         // 7: one bulk longest-prefix match for the whole burst.
-        let n = self.keys.len();
-        self.fib.lookup_bulk(&self.keys, &mut self.hops[..n]);
+        let n = self.pending.len();
+        self.fib.lookup_bulk(&self.keys[..n], &mut self.hops[..n]);
 
         // 4-5: source validation, and every signature of the burst in one batch.
         if let Some(sec) = &mut self.security {
             let mut pushed = 0u64;
             for k in 0..n {
                 let p = &mut self.pending[k];
+                let from = &self.ingress[k];
                 let (start, len) = (p.start as usize, p.len as usize);
                 let packet = &frames[p.frame as usize].data()[start..start + len];
                 let src = Address::from_slice(&packet[8..]).expect("checked W3IP header");
                 match p.kind {
                     Kind::Data => {
-                        if sec.config.source_validation && !sec.source_ok(&src, &p.ingress, now) {
+                        if sec.config.source_validation && !sec.source_ok(&src, from, now) {
                             p.drop = Some(DropReason::SpoofedSource);
                         }
                     }
                     Kind::Auth(off) => {
                         let off = off as usize;
-                        if sec.config.source_validation && !sec.source_ok(&src, &p.ingress, now) {
+                        if sec.config.source_validation && !sec.source_ok(&src, from, now) {
                             p.drop = Some(DropReason::SpoofedSource);
                             continue;
                         }
@@ -281,7 +289,7 @@ impl Pipeline {
                         match sec.devices.authorised(&src.interface_id(), &signer, now) {
                             Err(_) => p.drop = Some(DropReason::Unauthorised),
                             Ok(key) => {
-                                p.check = Some(sec.verifier.push_auth(p.ingress.source_id(), &key, packet, off) as u16);
+                                p.check = Some(sec.verifier.push_auth(from.source_id(), &key, packet, off) as u16);
                                 pushed += 1;
                             }
                         }
@@ -297,7 +305,7 @@ impl Pipeline {
                         match sec.devices.authorised(&wallet, h.device_key(), now) {
                             Err(_) => p.drop = Some(DropReason::Unauthorised),
                             Ok(key) => {
-                                p.check = Some(sec.verifier.push_bind(p.ingress.source_id(), &key, &h) as u16);
+                                p.check = Some(sec.verifier.push_bind(from.source_id(), &key, &h) as u16);
                                 pushed += 1;
                             }
                         }
@@ -330,10 +338,12 @@ impl Pipeline {
                 continue;
             }
             let mut hop = self.fib.next_hop(self.hops[k]);
+            // The reverse path of a binding, when one decides the next hop.
+            let bound: NextHop;
             if let Some(sec) = &mut self.security {
                 if let Kind::Bind(off) = p.kind {
                     let h = BindHeader::new_unchecked(&frames[i].data()[start + off as usize..]);
-                    let b = Binding { wallet: h.wallet(), unicast: h.unicast(), ingress: p.ingress, expiry: h.expiry(), sequence: h.sequence(), device_key: *h.device_key() };
+                    let b = Binding { wallet: h.wallet(), unicast: h.unicast(), ingress: self.ingress[k], expiry: h.expiry(), sequence: h.sequence(), device_key: *h.device_key() };
                     verdicts[i] = if sec.accept(b) {
                         bump(&counters.binds_accepted, 1);
                         Verdict::Consumed
@@ -348,7 +358,8 @@ impl Pipeline {
                     match sec.binding(&wallet, now) {
                         Some(b) => {
                             let unicast = b.unicast;
-                            hop = Some(b.ingress.reverse());
+                            bound = b.ingress.reverse();
+                            hop = Some(&bound);
                             frames[i].data_mut()[start + w3ip::DST_OFFSET..start + w3ip::DST_OFFSET + 12].copy_from_slice(&unicast.as_bytes()[..12]);
                         }
                         None if hop.is_none() => {
@@ -360,11 +371,12 @@ impl Pipeline {
                 } else if let Some(NextHop::Local { .. }) = hop {
                     // A host of ours that bound itself: deliver through its ingress.
                     if let Some(b) = sec.binding(&dst.interface_id(), now).filter(|b| b.unicast == dst) {
-                        hop = Some(b.ingress.reverse());
+                        bound = b.ingress.reverse();
+                        hop = Some(&bound);
                     }
                 }
             }
-            verdicts[i] = self.deliver(&mut frames[i], start, len, hop);
+            verdicts[i] = deliver(&self.ports, &mut frames[i], start, len, hop);
         }
         for v in verdicts[..frames.len()].iter() {
             if let Verdict::Drop(r) = v {
@@ -372,34 +384,34 @@ impl Pipeline {
             }
         }
     }
+}
 
-    /// Rewrites a frame for its next hop.
-    fn deliver<F: FrameBuf>(&self, f: &mut F, start: usize, len: usize, hop: Option<NextHop>) -> Verdict {
-        match hop {
-            None => Verdict::Drop(DropReason::NoRoute),
-            Some(NextHop::Blackhole) => Verdict::Drop(DropReason::Blackhole),
-            Some(NextHop::Local { port, mac }) => match self.ports.get(port as usize) {
-                None => Verdict::Drop(DropReason::BadEgress),
-                Some(info) => {
-                    reframe(f, start, len, ethernet::HEADER_LEN);
-                    emit_native(f.data_mut(), info.mac, mac).expect("room for the Ethernet header");
+/// Rewrites a frame for its next hop.
+fn deliver<F: FrameBuf>(ports: &[PortInfo], f: &mut F, start: usize, len: usize, hop: Option<&NextHop>) -> Verdict {
+    match hop {
+        None => Verdict::Drop(DropReason::NoRoute),
+        Some(NextHop::Blackhole) => Verdict::Drop(DropReason::Blackhole),
+        Some(&NextHop::Local { port, mac }) => match ports.get(port as usize) {
+            None => Verdict::Drop(DropReason::BadEgress),
+            Some(info) => {
+                reframe(f, start, len, ethernet::HEADER_LEN);
+                emit_native(f.data_mut(), info.mac, mac).expect("room for the Ethernet header");
+                Verdict::Tx(port)
+            }
+        },
+        Some(&NextHop::Tunnel { port, ref tunnel }) => match ports.get(port as usize) {
+            None => Verdict::Drop(DropReason::BadEgress),
+            Some(info) => {
+                if !reframe(f, start, len, tunnel.header_len()) {
+                    Verdict::Drop(DropReason::NoHeadroom)
+                } else {
+                    // The frame leaves with the egress port's own MAC as source.
+                    let outer = UdpTunnel { eth_src: info.mac, ..*tunnel };
+                    outer.emit(f.data_mut(), len).expect("outer headers fit the reframed buffer");
                     Verdict::Tx(port)
                 }
-            },
-            Some(NextHop::Tunnel { port, tunnel }) => match self.ports.get(port as usize) {
-                None => Verdict::Drop(DropReason::BadEgress),
-                Some(info) => {
-                    if !reframe(f, start, len, tunnel.header_len()) {
-                        Verdict::Drop(DropReason::NoHeadroom)
-                    } else {
-                        // The frame leaves with the egress port's own MAC as source.
-                        let outer = UdpTunnel { eth_src: info.mac, ..tunnel };
-                        outer.emit(f.data_mut(), len).expect("outer headers fit the reframed buffer");
-                        Verdict::Tx(port)
-                    }
-                }
-            },
-        }
+            }
+        },
     }
 }
 

@@ -38,6 +38,7 @@ impl Decap {
     /// native W3IP nor UDP to port 5733 is [`Error::NotW3ip`]; outer headers are
     /// checked (lengths, IPv4 header checksum, UDP checksum) and the inner W3IP
     /// header's lengths are checked too.
+    #[inline(always)]
     pub fn parse(frame: &[u8]) -> Result<Decap> {
         let eth = ethernet::Frame::new_checked(frame)?;
         let (eth_src, eth_dst) = (eth.src_addr(), eth.dst_addr());

@@ -1785,7 +1785,7 @@ mod tests {
             port: 1,
             mac: MacAddr([2, 0, 0, 0, 1, 1]),
         });
-        assert!(hops.iter().all(|&h| r.next_hop(h) == want));
+        assert!(hops.iter().all(|&h| r.next_hop(h) == want.as_ref()));
         let (wire, frames) = w3ip_frames_to(&dsts, 64);
         assert_eq!(wire, ethernet::HEADER_LEN + w3ip::HEADER_LEN);
         let p = w3ip::Packet::new_checked(&frames[5][ethernet::HEADER_LEN..]).unwrap();
