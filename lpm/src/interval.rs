@@ -472,23 +472,33 @@ impl IntervalTable {
         self.bulk_with::<Portable>(keys, out)
     }
 
-    /// Steps up to [`INTERVAL_BATCH`] keys together. Every key starts in the top
-    /// table, so its levels go in lockstep: one level for all keys, then the
-    /// next, each step prefetching the node (or leaf) that key needs next (the
-    /// other keys' steps give it time to arrive). Keys that go on into child
-    /// tables (most take none, a /96 subnet one, a host route two or three) then
+    /// Steps [`INTERVAL_BATCH`] keys at a time. Every key starts in the top
+    /// table, so a batch's levels go in lockstep: one level for all its keys,
+    /// then the next, each step prefetching the node (or leaf) that key needs
+    /// next (the other keys' steps give it time to arrive). Keys that go on into
+    /// child tables (most take none, a /96 subnet one, a host route two or three)
     /// continue in rounds, each round taking every unfinished key one line
-    /// further.
+    /// further. The last rounds hold few keys, so few misses overlap: the keys
+    /// still unfinished when a batch's top walk is done are carried into the
+    /// next batch, one round after each of its levels, and their misses overlap
+    /// with its walk.
     #[inline(always)]
     fn bulk_with<R: Rank>(&self, keys: &[Address], out: &mut [Option<u32>]) {
         assert!(out.len() >= keys.len(), "out shorter than keys");
+        // Carried keys are named by u32 indices.
+        for (ks, os) in keys.chunks(1 << 31).zip(out.chunks_mut(1 << 31)) {
+            self.bulk_part::<R>(ks, os);
+        }
+    }
+
+    #[inline(always)]
+    fn bulk_part<R: Rank>(&self, keys: &[Address], out: &mut [Option<u32>]) {
         let top = self.tables[0];
         let depth = top.inner as usize;
         let leaves = top.leaves as usize;
-        for (kc, oc) in keys
-            .chunks(INTERVAL_BATCH)
-            .zip(out.chunks_mut(INTERVAL_BATCH))
-        {
+        let mut carried = Carried::new();
+        for (c, kc) in keys.chunks(INTERVAL_BATCH).enumerate() {
+            let base = c * INTERVAL_BATCH;
             let n = kc.len();
             let mut idx = [0usize; INTERVAL_BATCH];
             let mut x = [0u64; INTERVAL_BATCH];
@@ -507,135 +517,69 @@ impl IntervalTable {
                     idx[k] = idx[k] * FANOUT + R::below(self.node(level + idx[k]), x[k]);
                     R::prefetch(self.line_at(if last { leaves } else { next } + idx[k]));
                 }
+                if carried.live > 0 {
+                    self.round::<R>(keys, out, &mut carried);
+                }
             }
-            // Keys that continue: (key, outcome leading on) in `more`; keys that
-            // end on a single in `singles` (answered last, after their lines were
-            // fetched).
-            let mut more = [(0u8, 0u32); INTERVAL_BATCH];
-            let mut live = 0;
-            let mut singles = [(0u8, 0u32); INTERVAL_BATCH];
-            let mut ns = 0;
+            // The singles found so far had this walk to arrive.
+            carried.finish_singles(self, keys, out);
+            // Room for every key of this batch to go on.
+            while carried.live + n > CARRY {
+                self.round::<R>(keys, out, &mut carried);
+            }
             for k in 0..n {
                 let o = self.leaf_step::<R>(leaves + idx[k], x[k]);
-                match o & KIND {
-                    // A table's root is found through its descriptor: fetch every
-                    // key's descriptor first, then (below) the roots.
-                    CHILD => R::prefetch_desc(self.desc(o & !KIND)),
-                    SMALL => R::prefetch(self.line_at((o & INDEX) as usize)),
-                    SINGLE => {
-                        R::prefetch_single(self.single_at(o));
-                        singles[ns] = (k as u8, o);
-                        ns += 1;
-                        continue;
-                    }
-                    _ => {
-                        oc[k] = self.decode(o);
-                        continue;
-                    }
-                }
-                more[live] = (k as u8, o);
-                live += 1;
-            }
-            for &(_, o) in &more[..live] {
-                if o & KIND == CHILD {
-                    R::prefetch(self.first_node(o & !KIND));
-                }
-            }
-            if live > 0 {
-                self.rounds::<R>(kc, oc, &mut more[..live], &mut singles, &mut ns);
-            }
-            for &(k, o) in &singles[..ns] {
-                oc[k as usize] = self.finish(o, &kc[k as usize]);
+                carried.go_on::<R>(self, keys, (base + k) as u32, o, 1, out);
             }
         }
+        while carried.live > 0 {
+            self.round::<R>(keys, out, &mut carried);
+        }
+        carried.finish_singles(self, keys, out);
     }
 
-    /// The bulk lookup's second part: keys `more[i].0` of `kc`, each to go on
-    /// where the outcome `more[i].1` leads (a table whose root was prefetched, or
-    /// a small table's leaf), at the key's second chunk. Each round takes every
-    /// unfinished key one line further, prefetching the next; keys that end on
-    /// a single go to `singles`.
+    /// One round: every carried key one line further, prefetching its next; a
+    /// key that reaches its outcome ends or goes on into the next table.
     #[inline(always)]
-    fn rounds<R: Rank>(
-        &self,
-        kc: &[Address],
-        oc: &mut [Option<u32>],
-        more: &mut [(u8, u32)],
-        singles: &mut [(u8, u32); INTERVAL_BATCH],
-        ns: &mut usize,
-    ) {
-        let mut chunk_at = [1u8; INTERVAL_BATCH];
-        let mut level = [0u8; INTERVAL_BATCH];
-        let mut idx = [0usize; INTERVAL_BATCH];
-        let mut live = more.len();
-        while live > 0 {
-            let mut kept = 0;
-            for a in 0..live {
-                let (k, at) = more[a];
-                let (ki, l) = (k as usize, level[a] as usize);
-                let ch = chunk_at[a];
-                let x = key_chunk(&kc[ki], ch as usize);
-                // The slot's next state: (where, level, index, chunk). Level
-                // `inner` means "step the leaf at `index`"; in a table with a
-                // descriptor (`at` = CHILD | table), level DESC means "the
-                // descriptor was fetched: fetch the root". A SMALL outcome names
-                // its lines itself: a lone leaf, or one inner node and its leaves.
-                let (inner, leaves, desc) = if at & KIND == SMALL {
-                    let shape = (at & SHAPE != 0) as usize;
-                    (shape, (at & INDEX) as usize + shape, None)
-                } else {
-                    let table = at & !KIND;
-                    if l == DESC {
-                        R::prefetch(self.first_node(table));
-                        (more[kept], level[kept], idx[kept], chunk_at[kept]) = ((k, at), 0, 0, ch);
-                        kept += 1;
-                        continue;
-                    }
-                    let d = self.desc(table);
-                    (d.inner as usize, d.leaves as usize, Some(d))
-                };
-                let o = if l < inner {
-                    let start = |l: usize| match desc {
-                        Some(d) => d.level_start[l] as usize,
-                        None => (at & INDEX) as usize,
-                    };
-                    let ix = idx[a] * FANOUT + R::below(self.node(start(l) + idx[a]), x);
-                    let next = if l + 1 < inner { start(l + 1) } else { leaves };
-                    R::prefetch(self.line_at(next + ix));
-                    (more[kept], level[kept], idx[kept], chunk_at[kept]) =
-                        ((k, at), l as u8 + 1, ix, ch);
-                    kept += 1;
+    fn round<R: Rank>(&self, keys: &[Address], out: &mut [Option<u32>], st: &mut Carried) {
+        let live = st.live;
+        st.live = 0;
+        for a in 0..live {
+            let (k, at, l, ch) = (st.key[a], st.at[a], st.level[a] as usize, st.chunk[a]);
+            let x = key_chunk(&keys[k as usize], ch as usize);
+            // A table with a descriptor (`at` = CHILD | table) says where its
+            // levels start; a SMALL outcome names its lines itself: a lone leaf,
+            // or one inner node and its leaves. Level `inner` means "step the
+            // leaf at `idx`"; in a table with a descriptor, level DESC means "the
+            // descriptor was fetched: fetch the root".
+            let (inner, leaves, desc) = if at & KIND == SMALL {
+                let shape = (at & SHAPE != 0) as usize;
+                (shape, (at & INDEX) as usize + shape, None)
+            } else {
+                let table = at & !KIND;
+                if l == DESC {
+                    R::prefetch(self.first_node(table));
+                    st.keep(k, at, 0, 0, ch);
                     continue;
-                } else {
-                    self.leaf_step::<R>(leaves + idx[a], x)
+                }
+                let d = self.desc(table);
+                (d.inner as usize, d.leaves as usize, Some(d))
+            };
+            let i = st.idx[a] as usize;
+            if l < inner {
+                let start = |l: usize| match desc {
+                    Some(d) => d.level_start[l] as usize,
+                    None => (at & INDEX) as usize,
                 };
-                // The key has its outcome at this chunk: it ends, or goes on at the next.
-                let next_level = match o & KIND {
-                    CHILD => {
-                        R::prefetch_desc(self.desc(o & !KIND));
-                        DESC as u8
-                    }
-                    SMALL => {
-                        R::prefetch(self.line_at((o & INDEX) as usize));
-                        0
-                    }
-                    SINGLE => {
-                        R::prefetch_single(self.single_at(o));
-                        singles[*ns] = (k, o);
-                        *ns += 1;
-                        continue;
-                    }
-                    _ => {
-                        oc[ki] = self.decode(o);
-                        continue;
-                    }
-                };
-                // Compact in place: slot `kept` <= `a` was read already.
-                (more[kept], level[kept], idx[kept], chunk_at[kept]) =
-                    ((k, o), next_level, 0, ch + 1);
-                kept += 1;
+                let ix = i * FANOUT + R::below(self.node(start(l) + i), x);
+                let next = if l + 1 < inner { start(l + 1) } else { leaves };
+                R::prefetch(self.line_at(next + ix));
+                st.keep(k, at, l as u8 + 1, ix as u32, ch);
+                continue;
             }
-            live = kept;
+            // The key has its outcome at this chunk: it ends, or goes on at the next.
+            let o = self.leaf_step::<R>(leaves + i, x);
+            st.go_on::<R>(self, keys, k, o, ch + 1, out);
         }
     }
 
@@ -673,6 +617,96 @@ impl IntervalTable {
     #[inline(always)]
     fn first_node(&self, t: u32) -> *const Line {
         self.line_at(self.desc(t).level_start[0] as usize)
+    }
+}
+
+/// Keys a bulk lookup carries past the top table: up to two batches' worth.
+const CARRY: usize = 2 * INTERVAL_BATCH;
+
+/// The keys of a bulk lookup still searching child tables, each with where it
+/// is (the outcome that led to its table, the level and index in it, the key
+/// chunk), and the keys that ended on a single, answered once its line came.
+struct Carried {
+    key: [u32; CARRY],
+    at: [u32; CARRY],
+    level: [u8; CARRY],
+    idx: [u32; CARRY],
+    chunk: [u8; CARRY],
+    live: usize,
+    singles: [(u32, u32); CARRY],
+    ns: usize,
+}
+
+impl Carried {
+    #[inline(always)]
+    fn new() -> Carried {
+        Carried {
+            key: [0; CARRY],
+            at: [0; CARRY],
+            level: [0; CARRY],
+            idx: [0; CARRY],
+            chunk: [0; CARRY],
+            live: 0,
+            singles: [(0, 0); CARRY],
+            ns: 0,
+        }
+    }
+
+    /// Keeps key `k` for the next round (in place: a round compacts as it goes).
+    #[inline(always)]
+    fn keep(&mut self, k: u32, at: u32, level: u8, idx: u32, chunk: u8) {
+        let i = self.live;
+        (
+            self.key[i],
+            self.at[i],
+            self.level[i],
+            self.idx[i],
+            self.chunk[i],
+        ) = (k, at, level, idx, chunk);
+        self.live += 1;
+    }
+
+    /// Key `k` has outcome `o` at chunk `chunk - 1`: its answer, or the table or
+    /// single that decides it, whose first line is fetched now.
+    #[inline(always)]
+    fn go_on<R: Rank>(
+        &mut self,
+        t: &IntervalTable,
+        keys: &[Address],
+        k: u32,
+        o: u32,
+        chunk: u8,
+        out: &mut [Option<u32>],
+    ) {
+        match o & KIND {
+            // A table's root is found through its descriptor: fetch that first.
+            CHILD => {
+                R::prefetch_desc(t.desc(o & !KIND));
+                self.keep(k, o, DESC as u8, 0, chunk);
+            }
+            SMALL => {
+                R::prefetch(t.line_at((o & INDEX) as usize));
+                self.keep(k, o, 0, 0, chunk);
+            }
+            SINGLE => {
+                if self.ns == CARRY {
+                    self.finish_singles(t, keys, out);
+                }
+                R::prefetch_single(t.single_at(o));
+                self.singles[self.ns] = (k, o);
+                self.ns += 1;
+            }
+            _ => out[k as usize] = t.decode(o),
+        }
+    }
+
+    /// Answers the keys that ended on a single.
+    #[inline(always)]
+    fn finish_singles(&mut self, t: &IntervalTable, keys: &[Address], out: &mut [Option<u32>]) {
+        for &(k, o) in &self.singles[..self.ns] {
+            out[k as usize] = t.finish(o, &keys[k as usize]);
+        }
+        self.ns = 0;
     }
 }
 
