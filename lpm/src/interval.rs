@@ -68,6 +68,10 @@ const SHAPE: u32 = 1 << 29;
 const INDEX: u32 = SHAPE - 1;
 /// The bits that say what an outcome is.
 const KIND: u32 = CHILD | SINGLE;
+/// A value code with this bit names `values[low bits]`; without it, a code `c`
+/// is the value `c - 1` itself (0: no match). Next hops below 2^29 - 1 (every
+/// FIB id, and nearly every AS number) are answered without a load more.
+const INDIRECT: u32 = SHAPE;
 /// Keys stepped together by the bulk lookup.
 pub const INTERVAL_BATCH: usize = 64;
 
@@ -94,11 +98,12 @@ struct TableDesc {
 pub struct IntervalTable {
     /// Every table's lines, its inner levels then its leaves. Lines and singles
     /// are read all over at random: from 2 MiB up they live in huge-page
-    /// mappings. A leaf's outcomes are value codes (0: no match, `c`:
-    /// `values[c - 1]`), `CHILD | table`, `SINGLE | single` or `SMALL | ...`.
+    /// mappings. A leaf's outcomes are value codes (see [`INDIRECT`]),
+    /// `CHILD | table`, `SINGLE | single` or `SMALL | ...`.
     lines: HugeSlice<Line>,
     tables: HugeSlice<TableDesc>,
     singles: HugeSlice<Single>,
+    /// The next hops too large to be their own code.
     values: HugeSlice<u32>,
     prefixes: usize,
     intervals: usize,
@@ -210,16 +215,19 @@ impl IntervalTable {
         let mut codes: HashMap<u32, u32> = HashMap::new();
         let mut items: Vec<Item> = Vec::new();
         for (p, v) in pairs {
-            let code = *codes.entry(v).or_insert_with(|| {
-                t.values.push(v);
-                t.values.len() as u32
-            });
+            let code = match v.checked_add(1) {
+                Some(c) if c < INDIRECT => c,
+                _ => *codes.entry(v).or_insert_with(|| {
+                    t.values.push(v);
+                    INDIRECT | (t.values.len() - 1) as u32
+                }),
+            };
             items.push((words(p.addr().as_bytes()), p.len(), code));
         }
-        // Outcomes keep two flag bits above the value codes.
+        // Outcomes keep two flag bits above the value codes, and those one more.
         assert!(
-            t.values.len() < SINGLE as usize,
-            "at most 2^30 - 1 distinct next hops"
+            t.values.len() <= INDIRECT as usize,
+            "at most 2^29 distinct next hops of 2^29 - 1 and up"
         );
         // Sort by address then length, keeping the last of equal prefixes.
         items.reverse();
@@ -405,7 +413,8 @@ impl IntervalTable {
     fn decode(&self, code: u32) -> Option<u32> {
         match code {
             NONE => None,
-            c => Some(self.values[c as usize - 1]),
+            c if c & INDIRECT != 0 => Some(self.values[(c & !INDIRECT) as usize]),
+            c => Some(c - 1),
         }
     }
 
@@ -907,6 +916,34 @@ mod tests {
         let t = IntervalTable::from_prefixes(pairs.iter().copied());
         assert_eq!(t.tables(), 1, "every long prefix is a single");
         check(&pairs, &keys);
+    }
+
+    #[test]
+    fn next_hops_on_both_sides_of_the_direct_codes() {
+        // Values up to 2^29 - 2 are their own codes; from 2^29 - 1 on they are
+        // looked up, in the top table, a child table and a single alike.
+        let edge = INDIRECT - 1;
+        let values = [0, 1, edge - 1, edge, edge + 1, u32::MAX];
+        let mut pairs = Vec::new();
+        let mut keys = Vec::new();
+        for (i, &v) in values.iter().enumerate() {
+            for len in [48u16, 96, 200] {
+                let mut a = [0u8; 32];
+                a[..3].copy_from_slice(&[0x20, 0x01, i as u8]);
+                a[12] = len as u8;
+                a[30] = 1;
+                let q = Prefix::truncating(Address(a), len);
+                pairs.push((q, v));
+                keys.extend([q.addr(), q.last()]);
+            }
+        }
+        check(&pairs, &keys);
+        let t = IntervalTable::from_prefixes(pairs.iter().copied());
+        assert_eq!(
+            t.values.len(),
+            3,
+            "only the values from 2^29 - 1 on take a slot"
+        );
     }
 
     #[test]
