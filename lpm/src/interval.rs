@@ -382,6 +382,13 @@ impl IntervalTable {
         self.intervals
     }
 
+    /// Whether the top table is all there is (no prefix longer than /64), so its
+    /// leaves hold answers only.
+    #[inline(always)]
+    fn flat(&self) -> bool {
+        self.tables.len() == 1 && self.smalls == 0 && self.singles.is_empty()
+    }
+
     /// Tables (64-bit chunk levels) in all.
     pub fn tables(&self) -> usize {
         self.tables.len() + self.smalls
@@ -536,6 +543,13 @@ impl IntervalTable {
             while carried.live + n > CARRY {
                 self.round::<R>(keys, out, &mut carried);
             }
+            if self.flat() {
+                // Every outcome is an answer (a table of prefixes up to /64).
+                for k in 0..n {
+                    out[base + k] = self.decode(self.leaf_step::<R>(leaves + idx[k], x[k]));
+                }
+                continue;
+            }
             for k in 0..n {
                 let o = self.leaf_step::<R>(leaves + idx[k], x[k]);
                 carried.go_on::<R>(self, keys, (base + k) as u32, o, 1, out);
@@ -687,26 +701,40 @@ impl Carried {
         chunk: u8,
         out: &mut [Option<u32>],
     ) {
-        match o & KIND {
-            // A table's root is found through its descriptor: fetch that first.
-            CHILD => {
-                R::prefetch_desc(t.desc(o & !KIND));
-                self.keep(k, o, DESC as u8, 0, chunk);
+        let kind = o & KIND;
+        if kind == SINGLE {
+            if self.ns == CARRY {
+                self.finish_singles(t, keys, out);
             }
-            SMALL => {
-                R::prefetch(t.line_at((o & INDEX) as usize));
-                self.keep(k, o, 0, 0, chunk);
-            }
-            SINGLE => {
-                if self.ns == CARRY {
-                    self.finish_singles(t, keys, out);
-                }
-                R::prefetch_single(t.single_at(o));
-                self.singles[self.ns] = (k, o);
-                self.ns += 1;
-            }
-            _ => out[k as usize] = t.decode(o),
+            R::prefetch_single(t.single_at(o));
+            self.singles[self.ns] = (k, o);
+            self.ns += 1;
+            return;
         }
+        if kind == CHILD {
+            // A table's root is found through its descriptor: fetch that first.
+            R::prefetch_desc(t.desc(o & !KIND));
+            self.keep(k, o, DESC as u8, 0, chunk);
+            return;
+        }
+        // A value or a small table, the common outcomes, about evenly mixed after
+        // the top table of a realistic table: no branch on which (a mispredicted
+        // branch per key cost more than the work both ways). The key is kept and
+        // counted only if it goes on, and answered as if it ended (one that goes
+        // on is answered again when it does). A slot is free: the callers make
+        // room for every key they pass.
+        let small = kind == SMALL;
+        R::prefetch(t.line_at(if small { (o & INDEX) as usize } else { 0 }));
+        let i = self.live;
+        (
+            self.key[i],
+            self.at[i],
+            self.level[i],
+            self.idx[i],
+            self.chunk[i],
+        ) = (k, o, 0, 0, chunk);
+        self.live += small as usize;
+        out[k as usize] = t.decode(if small { NONE } else { o });
     }
 
     /// Answers the keys that ended on a single.
