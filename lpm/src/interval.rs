@@ -678,6 +678,14 @@ impl Carried {
     /// Keeps key `k` for the next round (in place: a round compacts as it goes).
     #[inline(always)]
     fn keep(&mut self, k: u32, at: u32, level: u8, idx: u32, chunk: u8) {
+        self.put(k, at, level, idx, chunk);
+        self.live += 1;
+    }
+
+    /// Writes key `k`'s state in the first free slot, not yet counted. A slot is
+    /// free: the callers make room for every key they pass.
+    #[inline(always)]
+    fn put(&mut self, k: u32, at: u32, level: u8, idx: u32, chunk: u8) {
         let i = self.live;
         (
             self.key[i],
@@ -686,7 +694,6 @@ impl Carried {
             self.idx[i],
             self.chunk[i],
         ) = (k, at, level, idx, chunk);
-        self.live += 1;
     }
 
     /// Key `k` has outcome `o` at chunk `chunk - 1`: its answer, or the table or
@@ -721,18 +728,10 @@ impl Carried {
         // the top table of a realistic table: no branch on which (a mispredicted
         // branch per key cost more than the work both ways). The key is kept and
         // counted only if it goes on, and answered as if it ended (one that goes
-        // on is answered again when it does). A slot is free: the callers make
-        // room for every key they pass.
+        // on is answered again when it does).
         let small = kind == SMALL;
         R::prefetch(t.line_at(if small { (o & INDEX) as usize } else { 0 }));
-        let i = self.live;
-        (
-            self.key[i],
-            self.at[i],
-            self.level[i],
-            self.idx[i],
-            self.chunk[i],
-        ) = (k, o, 0, 0, chunk);
+        self.put(k, o, 0, 0, chunk);
         self.live += small as usize;
         out[k as usize] = t.decode(if small { NONE } else { o });
     }
