@@ -249,10 +249,10 @@ impl Pipeline {
                     }
                 }
             }
-            // Frames are at most 64 KiB (mbuf data_len is 16 bits), so offsets fit u16.
             if secure {
                 self.ingress.push(Ingress::of(ingress, decap.eth_src, &decap.carrier));
             }
+            // Frames are at most 64 KiB (mbuf data_len is 16 bits), so offsets fit u16.
             self.pending.push(Pending { frame: i as u16, start: start as u16, len: len as u16, kind, check: None, drop: None });
         }
         if let Some(p) = counters.ports.get(ingress as usize) {
