@@ -23,10 +23,7 @@ uint16_t shim_rte_pktmbuf_tailroom(const struct rte_mbuf *m);
 uint16_t shim_rte_mbuf_nb_segs(const struct rte_mbuf *m);
 uint16_t shim_rte_mbuf_port(const struct rte_mbuf *m);
 uint32_t shim_rte_mbuf_rss_hash(const struct rte_mbuf *m);
-char *shim_rte_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 char *shim_rte_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
-char *shim_rte_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
-int shim_rte_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 void shim_rte_prefetch0(const void *p);
 unsigned shim_rte_mempool_avail_count(const struct rte_mempool *mp);
 /* RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP: macro expressions bindgen cannot evaluate. */

@@ -493,28 +493,19 @@ impl IntervalTable {
     /// then the next, each step prefetching the node (or leaf) that key needs
     /// next (the other keys' steps give it time to arrive). Keys that go on into
     /// child tables (most take none, a /96 subnet one, a host route two or three)
-    /// continue in rounds, each round taking every unfinished key one line
-    /// further. The last rounds hold few keys, so few misses overlap: the keys
-    /// still unfinished when a batch's top walk is done are carried into the
-    /// next batch, one round after each of its levels, and their misses overlap
-    /// with its walk.
+    /// then continue in rounds, each round taking every unfinished key one line
+    /// further.
     #[inline(always)]
     fn bulk_with<R: Rank>(&self, keys: &[Address], out: &mut [Option<u32>]) {
         assert!(out.len() >= keys.len(), "out shorter than keys");
-        // Carried keys are named by u32 indices.
-        for (ks, os) in keys.chunks(1 << 31).zip(out.chunks_mut(1 << 31)) {
-            self.bulk_part::<R>(ks, os);
-        }
-    }
-
-    #[inline(always)]
-    fn bulk_part<R: Rank>(&self, keys: &[Address], out: &mut [Option<u32>]) {
         let top = self.tables[0];
         let depth = top.inner as usize;
         let leaves = top.leaves as usize;
-        let mut carried = Carried::new();
-        for (c, kc) in keys.chunks(INTERVAL_BATCH).enumerate() {
-            let base = c * INTERVAL_BATCH;
+        let mut deeper = Deeper::new();
+        for (kc, oc) in keys
+            .chunks(INTERVAL_BATCH)
+            .zip(out.chunks_mut(INTERVAL_BATCH))
+        {
             let n = kc.len();
             let mut idx = [0usize; INTERVAL_BATCH];
             let mut x = [0u64; INTERVAL_BATCH];
@@ -533,43 +524,36 @@ impl IntervalTable {
                     idx[k] = idx[k] * FANOUT + R::below(self.node(level + idx[k]), x[k]);
                     R::prefetch(self.line_at(if last { leaves } else { next } + idx[k]));
                 }
-                if carried.live > 0 {
-                    self.round::<R>(keys, out, &mut carried);
-                }
-            }
-            // The singles found so far had this walk to arrive.
-            carried.finish_singles(self, keys, out);
-            // Room for every key of this batch to go on.
-            while carried.live + n > CARRY {
-                self.round::<R>(keys, out, &mut carried);
             }
             if self.flat() {
                 // Every outcome is an answer (a table of prefixes up to /64).
                 for k in 0..n {
-                    out[base + k] = self.decode(self.leaf_step::<R>(leaves + idx[k], x[k]));
+                    oc[k] = self.decode(self.leaf_step::<R>(leaves + idx[k], x[k]));
                 }
                 continue;
             }
             for k in 0..n {
                 let o = self.leaf_step::<R>(leaves + idx[k], x[k]);
-                carried.go_on::<R>(self, keys, (base + k) as u32, o, 1, out);
+                deeper.go_on::<R>(self, k as u8, o, 1, oc);
             }
+            while deeper.live > 0 {
+                self.round::<R>(kc, oc, &mut deeper);
+            }
+            // Answered last, after their lines were fetched.
+            deeper.finish_singles(self, kc, oc);
         }
-        while carried.live > 0 {
-            self.round::<R>(keys, out, &mut carried);
-        }
-        carried.finish_singles(self, keys, out);
     }
 
-    /// One round: every carried key one line further, prefetching its next; a
-    /// key that reaches its outcome ends or goes on into the next table.
+    /// One round: every key of `kc` still in child tables one line further,
+    /// prefetching its next; a key that reaches its outcome ends or goes on into
+    /// the next table.
     #[inline(always)]
-    fn round<R: Rank>(&self, keys: &[Address], out: &mut [Option<u32>], st: &mut Carried) {
+    fn round<R: Rank>(&self, kc: &[Address], oc: &mut [Option<u32>], st: &mut Deeper) {
         let live = st.live;
         st.live = 0;
         for a in 0..live {
             let (k, at, l, ch) = (st.key[a], st.at[a], st.level[a] as usize, st.chunk[a]);
-            let x = key_chunk(&keys[k as usize], ch as usize);
+            let x = key_chunk(&kc[k as usize], ch as usize);
             // A table with a descriptor (`at` = CHILD | table) says where its
             // levels start; a SMALL outcome names its lines itself: a lone leaf,
             // or one inner node and its leaves. Level `inner` means "step the
@@ -602,7 +586,7 @@ impl IntervalTable {
             }
             // The key has its outcome at this chunk: it ends, or goes on at the next.
             let o = self.leaf_step::<R>(leaves + i, x);
-            st.go_on::<R>(self, keys, k, o, ch + 1, out);
+            st.go_on::<R>(self, k, o, ch + 1, oc);
         }
     }
 
@@ -643,49 +627,47 @@ impl IntervalTable {
     }
 }
 
-/// Keys a bulk lookup carries past the top table: up to two batches' worth.
-const CARRY: usize = 2 * INTERVAL_BATCH;
-
-/// The keys of a bulk lookup still searching child tables, each with where it
-/// is (the outcome that led to its table, the level and index in it, the key
-/// chunk), and the keys that ended on a single, answered once its line came.
-struct Carried {
-    key: [u32; CARRY],
-    at: [u32; CARRY],
-    level: [u8; CARRY],
-    idx: [u32; CARRY],
-    chunk: [u8; CARRY],
+/// The keys of a bulk lookup's batch that went on past the top table, each with
+/// where it is (the outcome that led to its table, the level and index in it, the
+/// key chunk), and the keys that ended on a single, answered once its line came.
+/// Keys are indices into the batch.
+struct Deeper {
+    key: [u8; INTERVAL_BATCH],
+    at: [u32; INTERVAL_BATCH],
+    level: [u8; INTERVAL_BATCH],
+    idx: [u32; INTERVAL_BATCH],
+    chunk: [u8; INTERVAL_BATCH],
     live: usize,
-    singles: [(u32, u32); CARRY],
+    singles: [(u8, u32); INTERVAL_BATCH],
     ns: usize,
 }
 
-impl Carried {
+impl Deeper {
     #[inline(always)]
-    fn new() -> Carried {
-        Carried {
-            key: [0; CARRY],
-            at: [0; CARRY],
-            level: [0; CARRY],
-            idx: [0; CARRY],
-            chunk: [0; CARRY],
+    fn new() -> Deeper {
+        Deeper {
+            key: [0; INTERVAL_BATCH],
+            at: [0; INTERVAL_BATCH],
+            level: [0; INTERVAL_BATCH],
+            idx: [0; INTERVAL_BATCH],
+            chunk: [0; INTERVAL_BATCH],
             live: 0,
-            singles: [(0, 0); CARRY],
+            singles: [(0, 0); INTERVAL_BATCH],
             ns: 0,
         }
     }
 
     /// Keeps key `k` for the next round (in place: a round compacts as it goes).
     #[inline(always)]
-    fn keep(&mut self, k: u32, at: u32, level: u8, idx: u32, chunk: u8) {
+    fn keep(&mut self, k: u8, at: u32, level: u8, idx: u32, chunk: u8) {
         self.put(k, at, level, idx, chunk);
         self.live += 1;
     }
 
-    /// Writes key `k`'s state in the first free slot, not yet counted. A slot is
-    /// free: the callers make room for every key they pass.
+    /// Writes key `k`'s state in the first free slot, not yet counted (a batch
+    /// has a slot for each of its keys).
     #[inline(always)]
-    fn put(&mut self, k: u32, at: u32, level: u8, idx: u32, chunk: u8) {
+    fn put(&mut self, k: u8, at: u32, level: u8, idx: u32, chunk: u8) {
         let i = self.live;
         (
             self.key[i],
@@ -702,17 +684,13 @@ impl Carried {
     fn go_on<R: Rank>(
         &mut self,
         t: &IntervalTable,
-        keys: &[Address],
-        k: u32,
+        k: u8,
         o: u32,
         chunk: u8,
         out: &mut [Option<u32>],
     ) {
         let kind = o & KIND;
         if kind == SINGLE {
-            if self.ns == CARRY {
-                self.finish_singles(t, keys, out);
-            }
             R::prefetch_single(t.single_at(o));
             self.singles[self.ns] = (k, o);
             self.ns += 1;
@@ -738,9 +716,9 @@ impl Carried {
 
     /// Answers the keys that ended on a single.
     #[inline(always)]
-    fn finish_singles(&mut self, t: &IntervalTable, keys: &[Address], out: &mut [Option<u32>]) {
+    fn finish_singles(&mut self, t: &IntervalTable, kc: &[Address], oc: &mut [Option<u32>]) {
         for &(k, o) in &self.singles[..self.ns] {
-            out[k as usize] = t.finish(o, &keys[k as usize]);
+            oc[k as usize] = t.finish(o, &kc[k as usize]);
         }
         self.ns = 0;
     }
