@@ -493,8 +493,9 @@ impl IntervalTable {
     /// then the next, each step prefetching the node (or leaf) that key needs
     /// next (the other keys' steps give it time to arrive). Keys that go on into
     /// child tables (most take none, a /96 subnet one, a host route two or three)
-    /// then continue in rounds, each round taking every unfinished key one line
-    /// further.
+    /// then continue in passes: the keys in small tables (nearly all) in two
+    /// tight loops per pass, their first lines then their leaves; the keys in
+    /// tables with a descriptor a line further per pass.
     #[inline(always)]
     fn bulk_with<R: Rank>(&self, keys: &[Address], out: &mut [Option<u32>]) {
         assert!(out.len() >= keys.len(), "out shorter than keys");
@@ -536,7 +537,8 @@ impl IntervalTable {
                 let o = self.leaf_step::<R>(leaves + idx[k], x[k]);
                 deeper.go_on::<R>(self, k as u8, o, 1, oc);
             }
-            while deeper.live > 0 {
+            while deeper.smalls + deeper.live > 0 {
+                self.small_pass::<R>(kc, oc, &mut deeper);
                 self.round::<R>(kc, oc, &mut deeper);
             }
             // Answered last, after their lines were fetched.
@@ -544,7 +546,32 @@ impl IntervalTable {
         }
     }
 
-    /// One round: every key of `kc` still in child tables one line further,
+    /// One step of every key in a small table: the table's first line (a lone
+    /// leaf, or the inner node whose count picks the leaf after it, which is
+    /// fetched), then, once all first lines are done, the leaves. A key ends, or
+    /// goes on at the next chunk.
+    #[inline(always)]
+    fn small_pass<R: Rank>(&self, kc: &[Address], oc: &mut [Option<u32>], st: &mut Deeper) {
+        let m = st.smalls;
+        for j in 0..m {
+            let x = key_chunk(&kc[st.small_key[j] as usize], st.small_chunk[j] as usize);
+            let at = st.small_at[j];
+            let first = (at & INDEX) as usize;
+            let shape = (at & SHAPE != 0) as usize;
+            // A lone leaf's count is unused: it is its own leaf.
+            let leaf = first + shape * (1 + R::below(self.node(first), x));
+            R::prefetch(self.line_at(leaf));
+            (st.small_x[j], st.small_leaf[j]) = (x, leaf as u32);
+        }
+        // Keys that go on are kept in place (at slot `smalls` <= j).
+        st.smalls = 0;
+        for j in 0..m {
+            let o = self.leaf_step::<R>(st.small_leaf[j] as usize, st.small_x[j]);
+            st.go_on::<R>(self, st.small_key[j], o, st.small_chunk[j] + 1, oc);
+        }
+    }
+
+    /// One round: every key in a table with a descriptor one line further,
     /// prefetching its next; a key that reaches its outcome ends or goes on into
     /// the next table.
     #[inline(always)]
@@ -553,39 +580,30 @@ impl IntervalTable {
         st.live = 0;
         for a in 0..live {
             let (k, at, l, ch) = (st.key[a], st.at[a], st.level[a] as usize, st.chunk[a]);
+            // Level DESC means "the descriptor was fetched: fetch the root";
+            // level `inner` means "step the leaf at `idx`".
+            let table = at & !KIND;
+            if l == DESC {
+                R::prefetch(self.first_node(table));
+                st.keep(k, at, 0, 0, ch);
+                continue;
+            }
             let x = key_chunk(&kc[k as usize], ch as usize);
-            // A table with a descriptor (`at` = CHILD | table) says where its
-            // levels start; a SMALL outcome names its lines itself: a lone leaf,
-            // or one inner node and its leaves. Level `inner` means "step the
-            // leaf at `idx`"; in a table with a descriptor, level DESC means "the
-            // descriptor was fetched: fetch the root".
-            let (inner, leaves, desc) = if at & KIND == SMALL {
-                let shape = (at & SHAPE != 0) as usize;
-                (shape, (at & INDEX) as usize + shape, None)
-            } else {
-                let table = at & !KIND;
-                if l == DESC {
-                    R::prefetch(self.first_node(table));
-                    st.keep(k, at, 0, 0, ch);
-                    continue;
-                }
-                let d = self.desc(table);
-                (d.inner as usize, d.leaves as usize, Some(d))
-            };
-            let i = st.idx[a] as usize;
+            let d = self.desc(table);
+            let (i, inner) = (st.idx[a] as usize, d.inner as usize);
             if l < inner {
-                let start = |l: usize| match desc {
-                    Some(d) => d.level_start[l] as usize,
-                    None => (at & INDEX) as usize,
+                let ix = i * FANOUT + R::below(self.node(d.level_start[l] as usize + i), x);
+                let next = if l + 1 < inner {
+                    d.level_start[l + 1]
+                } else {
+                    d.leaves
                 };
-                let ix = i * FANOUT + R::below(self.node(start(l) + i), x);
-                let next = if l + 1 < inner { start(l + 1) } else { leaves };
-                R::prefetch(self.line_at(next + ix));
+                R::prefetch(self.line_at(next as usize + ix));
                 st.keep(k, at, l as u8 + 1, ix as u32, ch);
                 continue;
             }
             // The key has its outcome at this chunk: it ends, or goes on at the next.
-            let o = self.leaf_step::<R>(leaves + i, x);
+            let o = self.leaf_step::<R>(d.leaves as usize + i, x);
             st.go_on::<R>(self, k, o, ch + 1, oc);
         }
     }
@@ -627,11 +645,20 @@ impl IntervalTable {
     }
 }
 
-/// The keys of a bulk lookup's batch that went on past the top table, each with
-/// where it is (the outcome that led to its table, the level and index in it, the
-/// key chunk), and the keys that ended on a single, answered once its line came.
-/// Keys are indices into the batch.
+/// The keys of a bulk lookup's batch that went on past the top table: those in
+/// small tables (the common child tables: a lone leaf, or one inner node and its
+/// leaves) with the outcome that names the table and the key chunk; those in
+/// tables with a descriptor with the level and index they are at as well; and
+/// the keys that ended on a single, answered once its line came. Keys are
+/// indices into the batch.
 struct Deeper {
+    small_key: [u8; INTERVAL_BATCH],
+    small_at: [u32; INTERVAL_BATCH],
+    small_chunk: [u8; INTERVAL_BATCH],
+    /// A small-table key's chunk and the leaf its first line picked.
+    small_x: [u64; INTERVAL_BATCH],
+    small_leaf: [u32; INTERVAL_BATCH],
+    smalls: usize,
     key: [u8; INTERVAL_BATCH],
     at: [u32; INTERVAL_BATCH],
     level: [u8; INTERVAL_BATCH],
@@ -646,6 +673,12 @@ impl Deeper {
     #[inline(always)]
     fn new() -> Deeper {
         Deeper {
+            small_key: [0; INTERVAL_BATCH],
+            small_at: [0; INTERVAL_BATCH],
+            small_chunk: [0; INTERVAL_BATCH],
+            small_x: [0; INTERVAL_BATCH],
+            small_leaf: [0; INTERVAL_BATCH],
+            smalls: 0,
             key: [0; INTERVAL_BATCH],
             at: [0; INTERVAL_BATCH],
             level: [0; INTERVAL_BATCH],
@@ -657,17 +690,10 @@ impl Deeper {
         }
     }
 
-    /// Keeps key `k` for the next round (in place: a round compacts as it goes).
+    /// Keeps key `k` in a table with a descriptor for the next round (in place:
+    /// a round compacts as it goes).
     #[inline(always)]
     fn keep(&mut self, k: u8, at: u32, level: u8, idx: u32, chunk: u8) {
-        self.put(k, at, level, idx, chunk);
-        self.live += 1;
-    }
-
-    /// Writes key `k`'s state in the first free slot, not yet counted (a batch
-    /// has a slot for each of its keys).
-    #[inline(always)]
-    fn put(&mut self, k: u8, at: u32, level: u8, idx: u32, chunk: u8) {
         let i = self.live;
         (
             self.key[i],
@@ -676,6 +702,7 @@ impl Deeper {
             self.idx[i],
             self.chunk[i],
         ) = (k, at, level, idx, chunk);
+        self.live += 1;
     }
 
     /// Key `k` has outcome `o` at chunk `chunk - 1`: its answer, or the table or
@@ -709,8 +736,9 @@ impl Deeper {
         // on is answered again when it does).
         let small = kind == SMALL;
         R::prefetch(t.line_at(if small { (o & INDEX) as usize } else { 0 }));
-        self.put(k, o, 0, 0, chunk);
-        self.live += small as usize;
+        let i = self.smalls;
+        (self.small_key[i], self.small_at[i], self.small_chunk[i]) = (k, o, chunk);
+        self.smalls += small as usize;
         out[k as usize] = t.decode(if small { NONE } else { o });
     }
 
@@ -973,6 +1001,58 @@ mod tests {
         let short = leaf(&[5], &[3, 4]);
         assert_eq!(Portable::below_leaf(&short, u64::MAX), 1);
         assert_eq!((outcome(&short, 1), outcome(&short, 2)), (4, NONE));
+    }
+
+    #[test]
+    fn small_tables_at_every_chunk() {
+        // A key that goes through a small table at chunk 1, then 2, then 3: under
+        // a /64, /128s (one inner node and leaves); under one of them two /192s
+        // (a lone leaf at chunk 2); under one of those two /256s (a lone leaf at
+        // chunk 3). Beside it, keys that end at each chunk.
+        let at = |words: [u64; 4]| {
+            let mut a = [0u8; 32];
+            for (i, w) in words.iter().enumerate() {
+                a[8 * i..8 * i + 8].copy_from_slice(&w.to_be_bytes());
+            }
+            Address(a)
+        };
+        let top = 0x2001_0db8_0000_0001u64;
+        let mut pairs = vec![
+            (p("2001:db8::/32"), 1),
+            (Prefix::truncating(at([top, 0, 0, 0]), 64), 2),
+        ];
+        for j in 0..8u64 {
+            pairs.push((
+                Prefix::truncating(at([top, 100 * j + 7, 0, 0]), 128),
+                10 + j as u32,
+            ));
+        }
+        pairs.push((Prefix::truncating(at([top, 307, 50, 0]), 192), 30));
+        pairs.push((Prefix::truncating(at([top, 307, 90, 0]), 192), 31));
+        pairs.push((Prefix::host(at([top, 307, 90, 5])), 40));
+        pairs.push((Prefix::host(at([top, 307, 90, 9])), 41));
+        let t = IntervalTable::from_prefixes(pairs.iter().copied());
+        assert_eq!(
+            t.tables(),
+            4,
+            "the top table and a small table at each chunk"
+        );
+        let mut keys = Vec::new();
+        for &(q, _) in &pairs {
+            keys.extend([q.addr(), q.last(), q.last().wrapping_next()]);
+        }
+        for w in [0, 4, 5, 6, 9, 10, u64::MAX] {
+            keys.push(at([top, 307, 90, w]));
+            keys.push(at([top, 307, w, w]));
+        }
+        // Whole batches of them, so keys at every chunk step together.
+        let many: Vec<Address> = keys
+            .iter()
+            .cycle()
+            .take(3 * INTERVAL_BATCH)
+            .copied()
+            .collect();
+        check(&pairs, &many);
     }
 
     #[test]
