@@ -14,7 +14,10 @@
 //! Routes change in bursts (a sync with the chain, an operator's edits) and stay
 //! put in between: once they have settled ([`Fib::settle`]), the LPM publishes its
 //! interval snapshot, which the workers search two to three times faster than the
-//! editable trie; the next change withdraws it (see [`lpm::Lpm::publish_snapshot`]).
+//! editable trie. Changes after it mark the regions they touch, whose keys the
+//! workers look up in the trie, until a change too wide to mark (or too many)
+//! withdraws it; the next quiet spell, or a change older than [`MAX_UNSETTLED`]
+//! under continuous churn, publishes a new one (see [`lpm::Lpm::publish_snapshot`]).
 
 use crate::pipeline::MAX_BURST;
 use arc_swap::ArcSwap;
@@ -53,9 +56,15 @@ pub struct Fib {
     free: Vec<u32>,
     /// Ids freed since the last grace period; reusable after the next one.
     quarantine: Vec<u32>,
-    /// When the routes last changed, while no snapshot holds that change.
+    /// When the routes last changed, and first changed, since the last snapshot.
     unsettled_since: Option<Instant>,
+    unsettled_first: Option<Instant>,
 }
+
+/// Routes that change without a quiet spell get a new snapshot when their first
+/// change not in one is this old: the marks of the changes cost lookups, and the
+/// trie alone (once they withdraw it) costs two thirds of them.
+pub const MAX_UNSETTLED: Duration = Duration::from_secs(10);
 
 /// Freed ids wait for this many before one grace period recycles them all.
 const QUARANTINE_BATCH: usize = 64;
@@ -87,6 +96,7 @@ impl Fib {
             free: Vec::new(),
             quarantine: Vec::new(),
             unsettled_since: None,
+            unsettled_first: None,
         }
     }
 
@@ -162,16 +172,18 @@ impl Fib {
     }
 
     fn changed(&mut self) {
-        self.unsettled_since = Some(Instant::now());
+        let now = Instant::now();
+        self.unsettled_since = Some(now);
+        self.unsettled_first.get_or_insert(now);
     }
 
     /// Publishes the LPM's snapshot when the routes have not changed for `quiet`
-    /// since a change the workers do not have in one yet (the management plane
-    /// calls this from its loop). Returns the snapshot's size in bytes when it
-    /// published one.
+    /// since a change the last snapshot does not hold, or when that change is
+    /// older than [`MAX_UNSETTLED`] (the management plane calls this from its
+    /// loop). Returns the snapshot's size in bytes when it published one.
     pub fn settle(&mut self, quiet: Duration) -> Option<usize> {
-        let since = self.unsettled_since?;
-        if since.elapsed() < quiet {
+        let (last, first) = (self.unsettled_since?, self.unsettled_first?);
+        if last.elapsed() < quiet && first.elapsed() < MAX_UNSETTLED {
             return None;
         }
         Some(self.publish_snapshot())
@@ -179,13 +191,25 @@ impl Fib {
 
     /// Publishes the LPM's snapshot of the current routes now; returns its size.
     pub fn publish_snapshot(&mut self) -> usize {
-        self.unsettled_since = None;
+        (self.unsettled_since, self.unsettled_first) = (None, None);
         self.table.publish_snapshot()
     }
 
-    /// Whether the workers search a snapshot (no change since it was published).
+    /// Withdraws the snapshot: the workers walk the trie until the next one.
+    pub fn withdraw_snapshot(&mut self) {
+        self.table.withdraw_snapshot();
+    }
+
+    /// Whether the workers search a snapshot (published, and not withdrawn by a
+    /// change it could not mark).
     pub fn has_snapshot(&self) -> bool {
         self.table.has_snapshot()
+    }
+
+    /// Regions marked in the snapshot by changes since it was published (their
+    /// keys go to the trie); 0 without one.
+    pub fn snapshot_marks(&self) -> usize {
+        self.table.snapshot_marks()
     }
 
     /// The route for exactly `prefix`.
@@ -418,7 +442,7 @@ mod tests {
     }
 
     #[test]
-    fn settled_routes_get_the_snapshot_and_a_change_withdraws_it() {
+    fn settled_routes_get_the_snapshot_and_changes_mark_it() {
         let mut fib = Fib::new();
         let mut r = fib.reader().unwrap();
         r.offline();
@@ -433,19 +457,27 @@ mod tests {
         assert!(fib.settle(Duration::ZERO).is_none(), "nothing changed since");
         assert_eq!(resolved(&fib, &mut r, 500), trie, "the snapshot resolves as the trie");
         r.offline();
-        // A change is seen at once (the snapshot is withdrawn), then settles again.
+        // A change is seen at once (its region of the snapshot is marked, and
+        // looked up in the trie), then settles into a new snapshot.
         fib.insert(prefix(7), tunnel(999));
-        assert!(!fib.has_snapshot());
+        assert!(fib.has_snapshot() && fib.snapshot_marks() == 1);
         let mut want = trie.clone();
         want[7] = Some(tunnel(999));
         assert_eq!(resolved(&fib, &mut r, 500), want);
         r.offline();
+        assert!(fib.settle(Duration::from_secs(3600)).is_none(), "changed just now");
         assert!(fib.settle(Duration::ZERO).is_some());
+        assert!(fib.has_snapshot() && fib.snapshot_marks() == 0);
         assert_eq!(resolved(&fib, &mut r, 500), want);
         r.offline();
         fib.remove(&prefix(8));
-        assert!(!fib.has_snapshot());
+        assert_eq!(fib.snapshot_marks(), 1);
         want[8] = None;
         assert_eq!(resolved(&fib, &mut r, 500)[..10], want[..10]);
+        r.offline();
+        // Withdrawn, the trie answers alike.
+        fib.withdraw_snapshot();
+        assert!(!fib.has_snapshot() && fib.snapshot_marks() == 0);
+        assert_eq!(resolved(&fib, &mut r, 500), want);
     }
 }

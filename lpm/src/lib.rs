@@ -121,18 +121,31 @@
 //! built from a prefix list, never edited. On the realistic table its bulk lookup
 //! is two to three times the trie's, so the writer can publish one
 //! ([`Lpm::publish_snapshot`]) when the routes have settled; bulk lookups (the
-//! writer's and every [`Reader`]'s) then search it, and the next change withdraws
-//! it before touching the trie:
+//! writer's and every [`Reader`]'s) then search it. A later change first marks
+//! the region it can alter (a bit, in a hashed bitmap, for the top 32 to 128 bits
+//! its prefix fixes); bulk lookups send the keys under a mark to the trie. A
+//! change to a prefix shorter than /24, or more than 4096 marks, withdraws the
+//! snapshot instead (`src/snapshot.rs`):
 //!
 //! 5. **Snapshot.** Publishing is one AcqRel swap of a pointer to a fully built
-//!    table; a reader loads it with Acquire, so it sees the whole table. A change
-//!    first swaps the pointer to null (AcqRel), then changes the trie with its
-//!    Release stores: a reader that sees any part of the change (an Acquire load
-//!    that reads one of those stores) happens-after the swap and can no longer
-//!    load the old pointer, so it never goes back to the answers before the
-//!    change. A reader that loaded the pointer before the swap finishes its
-//!    lookups on the old contents, as a walk through replaced nodes does; the
-//!    table is retired like an arena and freed after a grace period.
+//!    table (with empty bitmaps) after every change it holds; a reader loads it
+//!    with Acquire, so it sees the whole table and a trie at least as new.
+//!    A change that the snapshot cannot take first swaps the pointer to null
+//!    (AcqRel), then changes the trie with its Release stores: a reader that sees
+//!    any part of the change (an Acquire load that reads one of those stores)
+//!    happens-after the swap and can no longer load the old pointer. A change it
+//!    can take first sets its marks (Release read-modify-writes), then changes
+//!    the trie: a reader that sees any part of the change through the trie
+//!    happens-after the marks, so its later loads of those bits read them set
+//!    (coherence) and its lookups of keys in the prefix go to the trie. Either
+//!    way a reader never goes back to the answers before a change it has seen.
+//!    A reader that misses a mark (it loaded the bits, Relaxed, before the mark
+//!    was made) answers from the snapshot, which is what the key resolved to
+//!    before that change: a lookup concurrent with it. Bits are never cleared in
+//!    a published snapshot; a new one comes with its own. A reader that loaded a
+//!    pointer before a swap finishes its lookups on it (marks of changes made
+//!    after the swap are not in it: as above, its answers are those from before
+//!    them); the snapshot is retired like an arena and freed after a grace period.
 //!
 //! # `unsafe`
 //!
@@ -158,6 +171,7 @@ mod mapping;
 pub mod naive;
 mod node;
 pub mod qsbr;
+mod snapshot;
 mod table;
 
 pub use interval::{IntervalTable, INTERVAL_BATCH};

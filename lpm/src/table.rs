@@ -5,6 +5,7 @@ use crate::interval::IntervalTable;
 use crate::lookup;
 use crate::node::*;
 use crate::qsbr::Qsbr;
+use crate::snapshot::{Snapshot, MAX_MARKS};
 use chainroute_wire::{Address, Prefix};
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -99,9 +100,9 @@ impl MemoryStats {
 /// or a withdrawn snapshot.
 enum Retired {
     Arena(*mut Arena),
-    Snapshot(*mut IntervalTable),
+    Snapshot(*mut Snapshot),
 }
-// SAFETY: the pointers come from Box::into_raw; Arena and IntervalTable are Send +
+// SAFETY: the pointers come from Box::into_raw; Arena and Snapshot are Send +
 // Sync, and a pointer is only turned back into a Box once, when no reader can use it.
 unsafe impl Send for Retired {}
 
@@ -121,9 +122,9 @@ impl Retired {
 
 pub(crate) struct Shared {
     arena: AtomicPtr<Arena>,
-    /// The interval snapshot of the current contents, or null: see
+    /// The interval snapshot with the marks of the changes since, or null: see
     /// [`Lpm::publish_snapshot`].
-    snapshot: AtomicPtr<IntervalTable>,
+    snapshot: AtomicPtr<Snapshot>,
     qsbr: Qsbr,
     /// Arenas retired by a writer that was dropped while readers lived.
     graveyard: Mutex<Vec<Retired>>,
@@ -144,7 +145,7 @@ impl Shared {
 
     /// The published snapshot, if any.
     #[inline(always)]
-    fn snapshot(&self) -> Option<&IntervalTable> {
+    fn snapshot(&self) -> Option<&Snapshot> {
         // SAFETY: as for the arena: a non-null pointer came from Box::into_raw and
         // is freed only after a grace period that follows its withdrawal (or when
         // `Shared` drops), and every use of this borrow ends before the caller
@@ -541,6 +542,8 @@ pub struct Lpm {
     /// Blocks unlinked by the operation in progress.
     pending: Vec<(u32, u8)>,
     pending_frees: Vec<Retired>,
+    /// Marks the published snapshot has taken (see [`Lpm::mark_snapshot`]).
+    snapshot_marks: usize,
     /// Unlinked blocks waiting for their grace period.
     retired: VecDeque<(u64, Vec<(u32, u8)>)>,
     retired_frees: VecDeque<(u64, Retired)>,
@@ -600,6 +603,7 @@ impl Lpm {
             big_block: (0, 0),
             pending: Vec::new(),
             pending_frees: Vec::new(),
+            snapshot_marks: 0,
             retired: VecDeque::new(),
             retired_frees: VecDeque::new(),
             spare_lists: Vec::new(),
@@ -692,46 +696,75 @@ impl Lpm {
     /// Longest-prefix match of a batch; see [`Reader::lookup_bulk`].
     pub fn lookup_bulk(&self, keys: &[Address], out: &mut [Option<u32>]) {
         match self.shared.snapshot() {
-            Some(s) => s.lookup_bulk(keys, out),
+            Some(s) => s.lookup_bulk(self.a(), keys, out),
             None => lookup::lookup_bulk(self.a(), keys, out),
         }
     }
 
     /// Builds the interval snapshot ([`IntervalTable`]) of the current contents and
     /// publishes it: from now on bulk lookups, here and in every [`Reader`], search
-    /// the snapshot (two to three times faster on real tables) until the next change,
-    /// which withdraws it first and leaves lookups to the editable trie. For tables
-    /// that change in bursts: publish when a burst has settled. Takes about 0.3 s
-    /// for 640,000 prefixes; returns the snapshot's size in bytes.
+    /// the snapshot (two to three times faster on real tables). Changes made after
+    /// it mark the regions they touch, whose keys the trie answers from then on;
+    /// a change to a prefix shorter than /24, or more than 4096 marks, withdraws
+    /// the snapshot and leaves lookups to the trie (see `snapshot.rs`). For tables
+    /// that change in bursts: publish again when a burst has settled. Takes about
+    /// 0.3 s for 640,000 prefixes; returns the snapshot's size in bytes.
     pub fn publish_snapshot(&mut self) -> usize {
-        let snap = Box::new(IntervalTable::from_prefixes(self.iter()));
+        let snap = Box::new(Snapshot::new(IntervalTable::from_prefixes(self.iter())));
         let bytes = snap.memory_bytes();
         self.swap_snapshot(Box::into_raw(snap));
+        self.snapshot_marks = 0;
         // Frees a snapshot this one replaced, after its grace period.
         self.finish_op();
         bytes
     }
 
-    /// Whether a snapshot is published (no change since [`Lpm::publish_snapshot`]).
+    /// Whether a snapshot is published (since [`Lpm::publish_snapshot`], and not
+    /// withdrawn by a change it could not take).
     pub fn has_snapshot(&self) -> bool {
         !self.shared.snapshot.load(Ordering::Relaxed).is_null()
     }
 
-    /// Withdraws the snapshot before a change: readers that load the pointer from
-    /// now on walk the trie; those still in the snapshot finish on the contents
-    /// before the change (as a walk of replaced nodes does), and it is freed after
-    /// a grace period. The swap is ordered before the change's stores (AcqRel;
-    /// the trie's own publication stores are Release), so no reader can see the
-    /// snapshot after it has seen the change.
-    #[inline]
-    fn withdraw_snapshot(&mut self) {
+    /// How many marks the published snapshot has taken (0 with none published):
+    /// regions whose keys the trie answers until the next publication.
+    pub fn snapshot_marks(&self) -> usize {
+        self.snapshot_marks * self.has_snapshot() as usize
+    }
+
+    /// Before a change to `prefix`: marks the keys inside it as the trie's in the
+    /// published snapshot, or withdraws the snapshot when the prefix is too short
+    /// to mark or the snapshot has taken its share of marks.
+    fn mark_snapshot(&mut self, prefix: &Prefix) {
+        let marks = match self.shared.snapshot() {
+            None => return,
+            Some(s) => s.mark(prefix),
+        };
+        match marks {
+            Some(n) if self.snapshot_marks + n <= MAX_MARKS => self.snapshot_marks += n,
+            _ => self.withdraw(),
+        }
+    }
+
+    /// Withdraws the snapshot: bulk lookups walk the trie until the next
+    /// [`Lpm::publish_snapshot`].
+    pub fn withdraw_snapshot(&mut self) {
+        self.withdraw();
+        self.finish_op();
+    }
+
+    /// Withdraws the snapshot: readers that load the pointer from now on walk the
+    /// trie; those still in the snapshot finish on what it answered, and it is
+    /// freed after a grace period. Before a change, the swap is ordered before the
+    /// change's stores (AcqRel; the trie's own publication stores are Release), so
+    /// no reader can see the snapshot after it has seen the change.
+    fn withdraw(&mut self) {
         if self.has_snapshot() {
             self.swap_snapshot(std::ptr::null_mut());
         }
     }
 
     /// Publishes `new` (or null) as the snapshot and retires the one it replaces.
-    fn swap_snapshot(&mut self, new: *mut IntervalTable) {
+    fn swap_snapshot(&mut self, new: *mut Snapshot) {
         let old = self.shared.snapshot.swap(new, Ordering::AcqRel);
         if !old.is_null() {
             self.pending_frees.push(Retired::Snapshot(old));
@@ -764,7 +797,7 @@ impl Lpm {
 
     /// Adds `prefix` or changes its next hop; returns the previous next hop.
     pub fn insert(&mut self, prefix: Prefix, next_hop: u32) -> Option<u32> {
-        self.withdraw_snapshot();
+        self.mark_snapshot(&prefix);
         let old = self.insert_inner(&prefix, next_hop);
         self.finish_op();
         old
@@ -772,7 +805,7 @@ impl Lpm {
 
     /// Deletes `prefix`; returns its next hop if it was present.
     pub fn remove(&mut self, prefix: &Prefix) -> Option<u32> {
-        self.withdraw_snapshot();
+        self.mark_snapshot(prefix);
         let old = self.remove_inner(prefix);
         self.finish_op();
         old
@@ -781,7 +814,7 @@ impl Lpm {
     /// Changes the next hop of a present prefix; returns the previous one, or
     /// `None` (and changes nothing) when the prefix is absent.
     pub fn replace(&mut self, prefix: &Prefix, next_hop: u32) -> Option<u32> {
-        self.withdraw_snapshot();
+        self.mark_snapshot(prefix);
         let old = self.replace_inner(prefix, next_hop);
         self.finish_op();
         old
@@ -790,7 +823,10 @@ impl Lpm {
     /// Applies a batch in order; one grace period covers all of it. Returns how
     /// many updates changed the table.
     pub fn apply(&mut self, batch: &[Update]) -> usize {
-        self.withdraw_snapshot();
+        for u in batch {
+            let (Update::Insert(p, _) | Update::Replace(p, _) | Update::Remove(p)) = u;
+            self.mark_snapshot(p);
+        }
         self.warm_paths(batch);
         let mut changed = 0;
         for u in batch {
@@ -889,10 +925,7 @@ impl Lpm {
                 + self.dense.values().map(|d| d.locals.len() * 24 + 48).sum::<usize>(),
             arena_capacity: self.a().len() * 8,
             huge_page_mapped: self.a().is_mapped(),
-            snapshot: self
-                .shared
-                .snapshot()
-                .map_or(0, IntervalTable::memory_bytes),
+            snapshot: self.shared.snapshot().map_or(0, Snapshot::memory_bytes),
         }
     }
 
@@ -2446,11 +2479,12 @@ impl Reader {
     /// Longest-prefix match of a batch (best with 32-64 keys): `out[i]` gets the
     /// next hop of the longest prefix matching `keys[i]`. The walks of up to 64 keys
     /// are interleaved with prefetches so their cache misses overlap. While a
-    /// snapshot is published ([`Lpm::publish_snapshot`]) it answers instead.
+    /// snapshot is published ([`Lpm::publish_snapshot`]) it answers instead,
+    /// but for keys in regions changed since (the trie answers those).
     pub fn lookup_bulk(&self, keys: &[Address], out: &mut [Option<u32>]) {
         let a = self.arena();
         match self.shared.snapshot() {
-            Some(s) => s.lookup_bulk(keys, out),
+            Some(s) => s.lookup_bulk(a, keys, out),
             None => lookup::lookup_bulk(a, keys, out),
         }
     }

@@ -127,7 +127,7 @@ fn readers_see_stable_routes_while_the_writer_churns() {
 }
 
 #[test]
-fn a_snapshot_answers_until_the_next_change() {
+fn a_snapshot_takes_changes_as_marks_until_one_withdraws_it() {
     let mut rng = Rng(99);
     let routes: Vec<(Prefix, u32)> = (0..2000)
         .map(|i| {
@@ -155,17 +155,27 @@ fn a_snapshot_answers_until_the_next_change() {
         .zip(&trie)
         .all(|(k, w)| t.lookup(k) == *w && r.lookup(k) == *w));
     r.quiescent();
-    // A change withdraws it: the new route is seen at once, by writer and reader.
+    // A change to a /256 is marked and the snapshot stays: the new route is seen
+    // at once, by writer and reader.
     let (p, _) = routes[3];
     t.insert(p, 77_777);
-    assert!(!t.has_snapshot() && t.memory().snapshot == 0);
+    assert!(t.has_snapshot() && t.snapshot_marks() == 1 && t.memory().snapshot == bytes);
     assert_eq!(t.lookup(&p.addr()), Some(77_777));
     r.lookup_bulk(&[p.addr()], &mut out[..1]);
     assert_eq!(out[0], Some(77_777));
-    // Published again, it holds the change; the withdrawn one is freed once the
-    // reader has passed a quiescent state (offline: this thread is also the writer,
-    // which waits for it).
+    t.lookup_bulk(&[p.addr()], &mut out[..1]);
+    assert_eq!(out[0], Some(77_777));
+    // A change to a /20 is too wide to mark: it withdraws the snapshot.
+    let (q, _) = routes[0];
+    t.remove(&q);
+    assert!(!t.has_snapshot() && t.memory().snapshot == 0 && t.snapshot_marks() == 0);
+    r.lookup_bulk(&[q.addr()], &mut out[..1]);
+    assert_eq!(out[0], t.lookup(&q.addr()));
+    // Published again, it holds the changes, without marks; the withdrawn one is
+    // freed once the reader has passed a quiescent state (offline: this thread is
+    // also the writer, which waits for it).
     t.publish_snapshot();
+    assert_eq!(t.snapshot_marks(), 0);
     r.lookup_bulk(&[p.addr()], &mut out[..1]);
     assert_eq!(out[0], Some(77_777));
     r.offline();
@@ -174,6 +184,63 @@ fn a_snapshot_answers_until_the_next_change() {
     r.lookup_bulk(&[p.addr()], &mut out[..1]);
     assert_eq!(out[0], t.lookup(&p.addr()));
     assert_ne!(out[0], Some(77_777));
+}
+
+#[test]
+fn a_marked_snapshot_answers_as_the_trie_after_every_change() {
+    // Changes of every length class on a published snapshot, checked against the
+    // trie over the table's keys and every changed prefix's first and last
+    // address; a snapshot withdrawn (a prefix shorter than /24, or its marks used
+    // up) is published again.
+    let mut rng = Rng(0x5eed);
+    let lens = [24u16, 28, 32, 40, 47, 48, 56, 64, 96, 128, 160, 256];
+    let routes: Vec<(Prefix, u32)> = (0..3000)
+        .map(|i| (prefix(&mut rng, i % 2 == 0, lens[i % lens.len()]), i as u32))
+        .collect();
+    let mut t = Lpm::from_prefixes(routes.iter().copied());
+    let r = t.handle().reader().expect("reader slot");
+    let mut keys: Vec<Address> = routes.iter().map(|(p, _)| p.addr()).collect();
+    let mut present: Vec<Prefix> = routes.iter().map(|(p, _)| *p).collect();
+    t.publish_snapshot();
+    let (mut marked_checks, mut publications) = (0, 1);
+    let mut out = Vec::new();
+    for step in 0..2000u32 {
+        let p = if rng.next() % 3 == 0 {
+            let i = (rng.next() % present.len() as u64) as usize;
+            let p = present.swap_remove(i);
+            t.remove(&p);
+            p
+        } else {
+            let len = match rng.next() % 40 {
+                0 => 17,
+                n => lens[n as usize % lens.len()],
+            };
+            let churn = rng.next() % 2 == 0;
+            let p = prefix(&mut rng, churn, len);
+            t.insert(p, step);
+            present.push(p);
+            p
+        };
+        keys.extend([p.addr(), p.last()]);
+        if step % 25 == 0 {
+            out.resize(keys.len(), None);
+            r.lookup_bulk(&keys, &mut out);
+            for (k, got) in keys.iter().zip(&out) {
+                assert_eq!(*got, t.lookup(k), "{k} after step {step}");
+            }
+            r.quiescent();
+            marked_checks += (t.snapshot_marks() > 0) as u32;
+        }
+        if !t.has_snapshot() {
+            t.publish_snapshot();
+            publications += 1;
+        }
+    }
+    assert!(marked_checks >= 40, "checked with marks: {marked_checks}");
+    assert!(
+        publications >= 5,
+        "withdrawn and published again: {publications}"
+    );
 }
 
 #[test]

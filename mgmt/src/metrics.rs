@@ -247,7 +247,7 @@ pub fn render(shared: &Shared) -> String {
     let _ = writeln!(o, "chainroute_chain_reorgs_total {}", chain.reorgs);
     let rib = shared.rib.lock().unwrap();
     let (statics, chain_routes) = (rib.static_count(), rib.chain_count());
-    let snapshot = rib.fib().has_snapshot();
+    let (snapshot, marks) = (rib.fib().has_snapshot(), rib.fib().snapshot_marks());
     drop(rib);
     family(
         &mut o,
@@ -260,9 +260,16 @@ pub fn render(shared: &Shared) -> String {
         &mut o,
         "chainroute_lookup_snapshot",
         "gauge",
-        "Whether the workers search the LPM's interval snapshot (routes settled: 1) or walk its trie (0).",
+        "Whether the workers search the LPM's interval snapshot (1) or walk its trie (0).",
     );
     let _ = writeln!(o, "chainroute_lookup_snapshot {}", snapshot as u8);
+    family(
+        &mut o,
+        "chainroute_lookup_snapshot_marks",
+        "gauge",
+        "Regions of the snapshot marked by route changes since it was published (their lookups walk the trie).",
+    );
+    let _ = writeln!(o, "chainroute_lookup_snapshot_marks {marks}");
     family(
         &mut o,
         "chainroute_ready",

@@ -216,8 +216,9 @@ fn run(config: Config) -> ExitCode {
             quiesced = true;
             log!("info", "workers stopped (SIGUSR1); ports stay open until SIGTERM");
         }
-        // Routes that have settled get the LPM's faster snapshot (a change
-        // withdraws it at once; the next quiet spell brings it back).
+        // Routes that have settled get the LPM's faster snapshot (changes mark
+        // the regions they touch, which the trie answers, until the next quiet
+        // spell, or Fib::settle's age limit under churn, brings a new one).
         if let Ok(mut rib) = shared.rib.try_lock() {
             let t0 = Instant::now();
             if let Some(bytes) = rib.settle_fib(ROUTES_QUIET) {

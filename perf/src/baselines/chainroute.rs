@@ -30,6 +30,27 @@ impl Chainroute {
         c.name = "chainroute-snapshot";
         c
     }
+
+    /// With its snapshot published and then `changes` changes made: half as many
+    /// prefixes of /24 and longer, spread over the table, removed and put back.
+    /// The answers stay the same; the snapshot has those regions marked and their
+    /// keys go to the trie, as after routes change (see `Lpm::publish_snapshot`).
+    pub fn with_marked_snapshot(prefixes: &[(Prefix, u32)], changes: usize) -> Chainroute {
+        let mut c = Chainroute::with_snapshot(prefixes);
+        let pairs = (changes / 2).max(1);
+        for &(p, v) in prefixes
+            .iter()
+            .filter(|(p, _)| p.len() >= 24)
+            .step_by((prefixes.len() / pairs).max(1))
+            .take(pairs)
+        {
+            c.lpm.remove(&p);
+            c.lpm.insert(p, v);
+        }
+        assert!(c.lpm.has_snapshot(), "marks, not a withdrawal");
+        c.name = "chainroute-snapshot-marked";
+        c
+    }
 }
 
 impl Engine for Chainroute {

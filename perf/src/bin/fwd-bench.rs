@@ -15,8 +15,12 @@
 //!   prefixes + synthetic nesting, see chainroute_perf::table), destinations drawn
 //!   from that table, its routes settled: the LPM's interval snapshot published,
 //!   as the daemon does once routes have been quiet for half a second,
-//! - `chainrouted-trie`: the same while routes change (a change withdraws the
-//!   snapshot: lookups walk the editable trie until the next quiet spell),
+//! - `chainrouted-marked`: the same after 100 route changes since the snapshot
+//!   (next hops moved, still out of port 1): their regions of the snapshot are
+//!   marked and their keys looked up in the editable trie,
+//! - `chainrouted-trie`: the same with the snapshot withdrawn, as when routes
+//!   change faster or wider than marks absorb (lookups walk the editable trie
+//!   until the next quiet spell),
 //! - `chainrouted-4routes`: our dataplane with four routes shaped like l3fwd's
 //!   built-in ones and every destination inside one of them, as in l3fwd's frames:
 //!   its lookups stay in L1 too, so beside `l3fwd-lpm6` it compares the pipelines
@@ -397,12 +401,29 @@ fn main() {
                 progress(&format!("chainrouted (lookup snapshot published), {of}"));
                 let run = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds, None, args.burst);
                 record("chainrouted", wire, Some(run.tx_mpps));
-                // A route changed and back: the snapshot is withdrawn, as while
-                // routes change; it is published again for the next round.
-                let access: Prefix = ACCESS_PREFIX.parse().unwrap();
-                let hop = fib.get(&access).expect("the access route");
-                fib.insert(access, NextHop::Blackhole);
-                fib.insert(access, hop);
+                // Routes that changed since the snapshot: their regions are
+                // marked and their keys looked up in the trie.
+                let moved: Vec<(Prefix, NextHop)> = table
+                    .iter()
+                    .filter(|(p, _)| p.len() >= 24)
+                    .step_by(table.len() / MOVED_ROUTES)
+                    .map(|(p, _)| (*p, fib.get(p).expect("a table route")))
+                    .collect();
+                for (p, _) in &moved {
+                    fib.insert(*p, MOVED_HOP);
+                }
+                progress(&format!(
+                    "chainrouted after {} route changes (snapshot marked), {of}",
+                    moved.len()
+                ));
+                let run = run_chainrouted(&fib, &w3ip_pcap, size, args.seconds, None, args.burst);
+                record("chainrouted-marked", wire, Some(run.tx_mpps));
+                for (p, hop) in &moved {
+                    fib.insert(*p, *hop);
+                }
+                // Routes changing faster or wider than marks absorb: the snapshot
+                // withdrawn; it is published again for the next round.
+                fib.withdraw_snapshot();
                 progress(&format!(
                     "chainrouted while routes change (no snapshot), {of}"
                 ));
@@ -1075,6 +1096,12 @@ fn run_chainrouted(
 
 /// The prefix of the segment the signing hosts sit on.
 const ACCESS_PREFIX: &str = "2001:db8:5eed::/48";
+/// Routes `chainrouted-marked` changes after the snapshot, and where they go.
+const MOVED_ROUTES: usize = 100;
+const MOVED_HOP: NextHop = NextHop::Local {
+    port: 1,
+    mac: MacAddr([2, 0, 0, 0, 2, 0]),
+};
 /// The prefix the unsigned sources lie in, licensed to the sending neighbour.
 const NEIGHBOUR_PREFIX: &str = "2001:db8::/32";
 /// The neighbour that sends the unsigned traffic (w3ip_frames).
