@@ -2,7 +2,9 @@
 //! and batches, and checks the table against the naive reference: every lookup
 //! kernel, `get` and `len` after each batch; at the end also its structure
 //! (`Lpm::check`), a bulk build of the same prefixes, and the interval engine
-//! (`IntervalTable`) built from them.
+//! (`IntervalTable`) built from them. Now and then the input publishes the
+//! interval snapshot; while one is published (the changes after it marking the
+//! regions the trie answers) the table is checked after every change.
 //!
 //! The input decides the prefixes, so they nest: each new prefix may start from one
 //! already used and change a few bits near its end. That keeps most of them inside
@@ -128,6 +130,9 @@ fuzz_target!(|data: &[u8]| {
     while !inp.is_empty() && ops < 400 {
         ops += 1;
         let op = inp.byte();
+        if op & 0x60 == 0x60 {
+            t.publish_snapshot();
+        }
         let p = prefix(&mut inp, &pool);
         if !pool.contains(&p) {
             pool.push(p);
@@ -163,6 +168,9 @@ fuzz_target!(|data: &[u8]| {
             Update::Replace(p, v) => t.replace(&p, v),
         };
         assert_eq!(got, want, "{u:?}");
+        if t.has_snapshot() {
+            compare(&t, &naive, &pool);
+        }
     }
     if !batch.is_empty() {
         t.apply(&batch);
