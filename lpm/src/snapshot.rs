@@ -8,8 +8,9 @@
 //! change to a prefix can only alter the answers of keys inside it, so a mark
 //! covers the prefix: a bit in a hashed bitmap of the top 128, 64, 48, 40 or 32 bits
 //! of keys, the longest the prefix fixes (a /24 to /31 takes 2 to 256 bits of the
-//! 32-bit level). Keys test the levels that hold marks. A collision only sends
-//! more keys to the trie. A change to a prefix shorter than /24, or more marks
+//! 32-bit level). Keys test every level (about 3 ns a key on the realistic
+//! table; none while no mark exists). A collision only sends more keys to the
+//! trie. A change to a prefix shorter than /24, or more marks
 //! than [`MAX_MARKS`], withdraw the snapshot instead; the next quiet spell
 //! publishes a new one.
 
@@ -27,7 +28,7 @@ const WORDS: usize = 1 << (BITS_LOG2 - 6);
 pub(crate) const MAX_MARKS: usize = 4096;
 /// The shortest prefix a mark covers (2^(32 - 24) = 256 bits).
 const SHORTEST: u16 = 24;
-/// The key bits each level's bitmap is indexed by: the top 32, 48, 64, 128.
+/// The key bits each level's bitmap is indexed by: the top 32, 40, 48, 64, 128.
 const LEVELS: [u16; 5] = [32, 40, 48, 64, 128];
 
 /// An interval snapshot as published to readers: the table, and the marks of
@@ -57,8 +58,8 @@ impl Snapshot {
     /// changes it; returns how many marks that took, or `None` for a prefix too
     /// short to mark (the caller withdraws the snapshot).
     ///
-    /// The marks are Release stores made before the change's own Release stores
-    /// in the trie: a reader that sees any part of the change through the trie
+    /// The marks are Release read-modify-writes made before the change's own
+    /// Release stores in the trie: a reader that sees any part of the change through the trie
     /// (an Acquire load) also sees every mark, so its later lookups of keys in the
     /// prefix go to the trie too and never go back to the answers before the change.
     pub(crate) fn mark(&self, prefix: &Prefix) -> Option<usize> {
