@@ -34,7 +34,7 @@ const LEVELS: [u16; 5] = [32, 40, 48, 64, 128];
 /// An interval snapshot as published to readers: the table, and the marks of
 /// the changes made to the trie since it was built.
 pub(crate) struct Snapshot {
-    pub(crate) table: IntervalTable,
+    table: IntervalTable,
     /// Whether any mark was made (readers test keys only then).
     any: AtomicBool,
     bitmaps: [Box<[AtomicU64; WORDS]>; LEVELS.len()],

@@ -99,8 +99,9 @@ fn readers_see_stable_routes_while_the_writer_churns() {
         if ops % 5000 == 0 {
             t.check().expect("structure");
         }
-        // Readers also go through published snapshots, each withdrawn (and freed
-        // after a grace period) by the next change.
+        // Readers also go through published snapshots, each marked by the
+        // changes after it until a /24 or its marks running out withdraw it
+        // (freed after a grace period), or the next one replaces it.
         if ops % 1000 == 0 {
             t.publish_snapshot();
         }
