@@ -177,4 +177,5 @@ mod table;
 pub use interval::{IntervalTable, INTERVAL_BATCH};
 pub use lookup::BATCH;
 pub use naive::NaiveLpm;
+pub use snapshot::SHORTEST_MARKED;
 pub use table::{Config, Error, Handle, Lpm, MemoryStats, Reader, Update, DENSE_MIN_PIECES};

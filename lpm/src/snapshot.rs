@@ -26,8 +26,9 @@ const WORDS: usize = 1 << (BITS_LOG2 - 6);
 /// Marks a snapshot takes before it is withdrawn: up to about 3 % of a bitmap,
 /// so few clean keys go to the trie by a collision.
 pub(crate) const MAX_MARKS: usize = 4096;
-/// The shortest prefix a mark covers (2^(32 - 24) = 256 bits).
-const SHORTEST: u16 = 24;
+/// The shortest prefix a mark covers (2^(32 - 24) = 256 bits): a change to a
+/// shorter one withdraws the snapshot.
+pub const SHORTEST_MARKED: u16 = 24;
 /// The key bits each level's bitmap is indexed by: the top 32, 40, 48, 64, 128.
 const LEVELS: [u16; 5] = [32, 40, 48, 64, 128];
 
@@ -64,7 +65,7 @@ impl Snapshot {
     /// prefix go to the trie too and never go back to the answers before the change.
     pub(crate) fn mark(&self, prefix: &Prefix) -> Option<usize> {
         let len = prefix.len();
-        if len < SHORTEST {
+        if len < SHORTEST_MARKED {
             return None;
         }
         // The longest level the prefix fixes; below /32, every 32-bit value it spans.

@@ -728,7 +728,7 @@ impl Lpm {
     /// How many marks the published snapshot has taken (0 with none published):
     /// regions whose keys the trie answers until the next publication.
     pub fn snapshot_marks(&self) -> usize {
-        self.snapshot_marks * self.has_snapshot() as usize
+        self.snapshot_marks
     }
 
     /// Before a change to `prefix`: marks the keys inside it as the trie's in the
@@ -761,6 +761,7 @@ impl Lpm {
         if self.has_snapshot() {
             self.swap_snapshot(std::ptr::null_mut());
         }
+        self.snapshot_marks = 0;
     }
 
     /// Publishes `new` (or null) as the snapshot and retires the one it replaces.

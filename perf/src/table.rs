@@ -168,6 +168,19 @@ pub fn realistic(real: &[(Prefix, u32)], seed: u64) -> Vec<(Prefix, u32)> {
     out
 }
 
+/// `n` routes spread evenly over `prefixes`, of the lengths a snapshot's marks
+/// cover ([`chainroute_lpm::SHORTEST_MARKED`] and longer): the routes the
+/// benchmarks change after publishing a snapshot, to measure it marked.
+pub fn spread_markable(prefixes: &[(Prefix, u32)], n: usize) -> Vec<(Prefix, u32)> {
+    let long: Vec<(Prefix, u32)> = prefixes
+        .iter()
+        .copied()
+        .filter(|(p, _)| p.len() >= chainroute_lpm::SHORTEST_MARKED)
+        .collect();
+    let step = (long.len() / n.max(1)).max(1);
+    long.into_iter().step_by(step).take(n).collect()
+}
+
 /// The lookup key mix used when no key file is given: 70 % inside random prefixes
 /// (random host bits), 15 % exactly on a prefix's first address, 15 % uniformly
 /// random 256-bit addresses. Prefixes are drawn uniformly from the table.

@@ -37,13 +37,7 @@ impl Chainroute {
     /// keys go to the trie, as after routes change (see `Lpm::publish_snapshot`).
     pub fn with_marked_snapshot(prefixes: &[(Prefix, u32)], changes: usize) -> Chainroute {
         let mut c = Chainroute::with_snapshot(prefixes);
-        let long: Vec<(Prefix, u32)> = prefixes
-            .iter()
-            .copied()
-            .filter(|(p, _)| p.len() >= 24)
-            .collect();
-        let pairs = (changes / 2).max(1);
-        for &(p, v) in long.iter().step_by((long.len() / pairs).max(1)).take(pairs) {
+        for (p, v) in crate::table::spread_markable(prefixes, changes / 2) {
             c.lpm.remove(&p);
             c.lpm.insert(p, v);
         }

@@ -54,7 +54,7 @@ use chainroute_perf::pktgen::{MixConfig, MIN_FRAME};
 use chainroute_perf::prefixes::read_prefixes;
 use chainroute_perf::rng::Rng;
 use chainroute_perf::stats::{median, round3};
-use chainroute_perf::table::{address_inside, realistic};
+use chainroute_perf::table::{address_inside, realistic, spread_markable};
 use chainroute_perf::traffic::{
     install_signal_counter, Engine, EngineConfig, PortSpec, TrialSpec, SIGNALS,
 };
@@ -295,20 +295,9 @@ fn main() {
     );
     let t0 = Instant::now();
     let snapshot_bytes = fib.publish_snapshot();
-    // The routes `chainrouted-marked` moves: spread over the table, /24 and longer
-    // (a shorter one would withdraw the snapshot).
-    let moved_routes: Vec<Prefix> = {
-        let long: Vec<Prefix> = table
-            .iter()
-            .map(|(p, _)| *p)
-            .filter(|p| p.len() >= 24)
-            .collect();
-        long.iter()
-            .step_by(long.len() / MOVED_ROUTES)
-            .take(MOVED_ROUTES)
-            .copied()
-            .collect()
-    };
+    // The routes `chainrouted-marked` moves (a shorter prefix than a mark covers
+    // would withdraw the snapshot).
+    let moved_routes = spread_markable(&table, MOVED_ROUTES);
     progress(&format!(
         "{} routes in the FIB; lookup snapshot {:.1} MB, published in {:.2} s",
         fib.len(),
@@ -419,7 +408,7 @@ fn main() {
                 // marked and their keys looked up in the trie.
                 let moved: Vec<(Prefix, NextHop)> = moved_routes
                     .iter()
-                    .map(|p| (*p, fib.get(p).expect("a table route")))
+                    .map(|(p, _)| (*p, fib.get(p).expect("a table route")))
                     .collect();
                 for (p, _) in &moved {
                     fib.insert(*p, MOVED_HOP);
