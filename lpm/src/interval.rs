@@ -405,15 +405,27 @@ impl IntervalTable {
     /// The answer of a leaf outcome (a value code or a single) for `key`.
     #[inline(always)]
     fn finish(&self, o: u32, key: &Address) -> Option<u32> {
-        if o & SINGLE == 0 {
-            return self.decode(o);
+        self.finish_touching(o, key, |_| {})
+    }
+
+    /// `finish`, showing `touch` the address of the single or value it reads.
+    #[inline(always)]
+    fn finish_touching(&self, o: u32, key: &Address, mut touch: impl FnMut(usize)) -> Option<u32> {
+        let code = match o & SINGLE {
+            0 => o,
+            _ => {
+                let one = &self.singles[(o & !SINGLE) as usize];
+                touch(one as *const Single as usize);
+                match one.contains(&words(key.as_bytes())) {
+                    true => one.value & !HOST,
+                    false => one.inherited,
+                }
+            }
+        };
+        if code != NONE && code & INDIRECT != 0 {
+            touch(&self.values[(code & !INDIRECT) as usize] as *const u32 as usize);
         }
-        let one = &self.singles[(o & !SINGLE) as usize];
-        let k = words(key.as_bytes());
-        self.decode(match one.contains(&k) {
-            true => one.value & !HOST,
-            false => one.inherited,
-        })
+        self.decode(code)
     }
 
     #[inline(always)]
@@ -443,6 +455,28 @@ impl IntervalTable {
 
     #[inline(always)]
     fn lookup_with<R: Rank>(&self, key: &Address) -> Option<u32> {
+        self.walk::<R>(key, |_| {})
+    }
+
+    /// The addresses of the 64-byte lines a lookup of `key` reads, in order:
+    /// descriptors, nodes, leaves, singles, values (diagnostics).
+    #[doc(hidden)]
+    pub fn trace(&self, key: &Address) -> Vec<usize> {
+        let mut lines = Vec::new();
+        self.walk::<Portable>(key, |at| lines.push(at / 64));
+        lines
+    }
+
+    #[inline(always)]
+    fn line_touched(&self, i: usize, touch: &mut impl FnMut(usize)) -> &Line {
+        let l = &self.lines[i];
+        touch(l as *const Line as usize);
+        l
+    }
+
+    /// The single-key search; `touch` sees the address of everything it reads.
+    #[inline(always)]
+    fn walk<R: Rank>(&self, key: &Address, mut touch: impl FnMut(usize)) -> Option<u32> {
         let k = words(key.as_bytes());
         // The top table first, at chunk 0; each child at the next chunk.
         let (mut o, mut c) = (CHILD, 0usize);
@@ -450,9 +484,11 @@ impl IntervalTable {
             let leaf = match o & KIND {
                 CHILD => {
                     let desc = &self.tables[(o & !KIND) as usize];
+                    touch(desc as *const TableDesc as usize);
                     let mut idx = 0usize;
                     for l in 0..desc.inner as usize {
-                        let node = &self.lines[desc.level_start[l] as usize + idx];
+                        let node =
+                            self.line_touched(desc.level_start[l] as usize + idx, &mut touch);
                         idx = idx * FANOUT + R::below(node, k[c]);
                     }
                     desc.leaves as usize + idx
@@ -461,12 +497,13 @@ impl IntervalTable {
                     let at = (o & INDEX) as usize;
                     match o & SHAPE {
                         0 => at,
-                        _ => at + 1 + R::below(&self.lines[at], k[c]),
+                        _ => at + 1 + R::below(self.line_touched(at, &mut touch), k[c]),
                     }
                 }
-                _ => return self.finish(o, key),
+                _ => return self.finish_touching(o, key, touch),
             };
-            o = self.leaf_step::<R>(leaf, k[c]);
+            let l = self.line_touched(leaf, &mut touch);
+            o = outcome(l, R::below_leaf(l, k[c]));
             c += 1;
         }
     }
@@ -1045,6 +1082,11 @@ mod tests {
             keys.push(at([top, 307, 90, w]));
             keys.push(at([top, 307, w, w]));
         }
+        // A trace names a line per step: the top table's descriptor, levels and
+        // leaf, then the small tables' lines (two at chunk 1, one at 2 and at 3).
+        let top_steps = 2 + t.tables[0].inner as usize;
+        assert_eq!(t.trace(&p("2001:db8::/32").addr()).len(), top_steps);
+        assert_eq!(t.trace(&at([top, 307, 90, 5])).len(), top_steps + 4);
         // Whole batches of them, so keys at every chunk step together.
         let many: Vec<Address> = keys
             .iter()

@@ -99,8 +99,11 @@ fn count_le_avx2<const WC: usize>(b: [u64; 4], nb: usize, c: u64) -> usize {
     (_bzhi_u32(m, ((nb << WC) as u32).min(32)).count_ones() >> WC) as usize
 }
 
+/// Asks for the 64-byte line at `p` ahead of use (a hint, never a fault; a
+/// no-op off x86-64). Public for the benchmarks' memory ceiling, which must
+/// issue the same hint the bulk lookups do.
 #[inline(always)]
-fn prefetch(p: *const u64) {
+pub fn prefetch(p: *const u64) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint; it never faults, whatever the address.
     unsafe {

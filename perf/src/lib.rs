@@ -6,6 +6,7 @@
 //! chainroute-lpm against the baselines in [`baselines`].
 
 pub mod baselines;
+pub mod ceiling;
 pub mod lpmbench;
 pub mod pktgen;
 pub mod prefixes;

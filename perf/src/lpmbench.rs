@@ -4,6 +4,7 @@
 //! Benchmarks print numbers; they assert nothing about speed.
 
 use crate::baselines::{dpdk, Chainroute, Engine, PrefixTrie};
+use crate::ceiling::{self, Ceiling};
 use crate::rng::Rng;
 use crate::stats::{median, round3};
 use crate::table;
@@ -81,6 +82,18 @@ pub struct TableResult {
     pub name: &'static str,
     pub prefixes: usize,
     pub engines: Vec<EngineResult>,
+    /// Full table: what the memory system allows over the snapshot's size.
+    pub ceiling: Option<Ceiling>,
+}
+
+impl TableResult {
+    /// The `chainroute-snapshot` row's bulk rate (NaN without that row).
+    fn snapshot_bulk(&self) -> f64 {
+        self.engines
+            .iter()
+            .find(|e| e.name == "chainroute-snapshot")
+            .map_or(f64::NAN, |e| e.bulk)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -126,7 +139,7 @@ pub fn thread_cpu() -> f64 {
 
 /// Lookups per CPU-second of `f`, which performs `n` lookups per call: the best of
 /// `rounds` timed calls after one warm-up call.
-fn rate(n: usize, rounds: usize, mut f: impl FnMut()) -> f64 {
+pub(crate) fn rate(n: usize, rounds: usize, mut f: impl FnMut()) -> f64 {
     f();
     let mut best = f64::MAX;
     for _ in 0..rounds.max(1) {
@@ -250,6 +263,33 @@ impl Pairing<'_> {
     }
 }
 
+/// The memory ceiling's longest chain, in lines per key (the snapshot's bulk
+/// lookup on the full table reads about this many beyond the L2 cache).
+pub const CEILING_LINES: usize = 4;
+
+/// The ceiling's rates, and the snapshot's bulk rate against each.
+fn ceiling_text(c: &Ceiling, snapshot_bulk: f64) -> String {
+    let rates: Vec<String> = c
+        .keys_per_sec
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            format!(
+                "{} line{} {:.1} M/s ({:.2}x)",
+                i + 1,
+                if i == 0 { "" } else { "s" },
+                r / 1e6,
+                snapshot_bulk / r
+            )
+        })
+        .collect();
+    format!(
+        "memory ceiling over {:.1} MB (the snapshot's size), keys per second by dependent random lines per key, and chainroute-snapshot's bulk rate over each: {}",
+        c.bytes as f64 / 1e6,
+        rates.join(", ")
+    )
+}
+
 /// Changes made after publishing for the `chainroute-snapshot-marked` row.
 pub const MARKED_CHANGES: usize = 100;
 
@@ -266,6 +306,7 @@ pub fn lookup_tables(
         name: "le128",
         prefixes: small.len(),
         engines: Vec::new(),
+        ceiling: None,
     };
 
     eprintln!("le128: {} prefixes, {} keys", small.len(), keys128.len());
@@ -367,10 +408,19 @@ pub fn lookup_tables(
     }
     .baseline(&marked);
     mr.snapshot_marks = Some(marked.lpm.snapshot_marks());
+    let c = ceiling::measure(
+        snap.lpm.memory().snapshot,
+        CEILING_LINES,
+        keys.len(),
+        opts.rounds,
+        opts.seed,
+    );
+    eprintln!("  {}", ceiling_text(&c, ir.bulk));
     let full = TableResult {
         name: "full",
         prefixes: prefixes.len(),
         engines: vec![r, ir, mr],
+        ceiling: Some(c),
     };
     vec![le, full]
 }
@@ -577,7 +627,7 @@ pub fn to_json(
     let tables: Vec<Value> = tables
         .iter()
         .map(|t| {
-            json!({
+            let mut v = json!({
                 "name": t.name,
                 "prefixes": t.prefixes,
                 "engines": t.engines.iter().map(|e| {
@@ -613,7 +663,16 @@ pub fn to_json(
                     }
                     v
                 }).collect::<Vec<_>>(),
-            })
+            });
+            if let Some(c) = &t.ceiling {
+                let snapshot_bulk = t.snapshot_bulk();
+                v["memory_ceiling"] = json!({
+                    "bytes": c.bytes,
+                    "keys_per_sec_by_lines": c.keys_per_sec.iter().map(|r| r.round()).collect::<Vec<_>>(),
+                    "snapshot_bulk_over_ceiling": c.keys_per_sec.iter().map(|r| round3(snapshot_bulk / r)).collect::<Vec<_>>(),
+                });
+            }
+            v
         })
         .collect();
     json!({
@@ -738,6 +797,9 @@ pub fn to_text(tables: &[TableResult], upd: &UpdateResult) -> String {
                     );
                 }
             }
+        }
+        if let Some(c) = &t.ceiling {
+            let _ = writeln!(s, "  {}", ceiling_text(c, t.snapshot_bulk()));
         }
     }
     let _ = writeln!(s, "updates (random insert/delete mix, full table): {:.2} M/s one call per update, {:.2} M/s in batches of 64", upd.single_per_sec / 1e6, upd.batched_per_sec / 1e6);

@@ -18,7 +18,7 @@
 //! builder first (`chainroute_perf::table`). Without `--keys`, `bench` draws a
 //! seeded mix: 70 % inside random prefixes, 15 % on prefix starts, 15 % random.
 
-use chainroute_lpm::Lpm;
+use chainroute_lpm::{IntervalTable, Lpm};
 use chainroute_perf::lpmbench::{self, BenchOptions};
 use chainroute_perf::{prefixes, table};
 use std::io::Write;
@@ -143,9 +143,9 @@ fn lookup(args: &Args) -> Result<(), String> {
 }
 
 /// Diagnostics: cache lines a lookup touches, and how many fall outside the
-/// hottest 1 MiB of lines (a proxy for DRAM misses on a small-cache machine).
+/// hottest 1 MiB and 2 MiB of lines (a proxy for misses beyond a small L2 and
+/// this VM's 2 MiB one), for the trie and for the interval snapshot.
 fn stats(args: &Args) -> Result<(), String> {
-    use std::collections::HashMap;
     let ps = load_prefixes(args)?;
     let keys = table::key_mix(&ps, args.nkeys.min(200_000), args.seed);
     for (name, ps, keys) in [
@@ -153,42 +153,75 @@ fn stats(args: &Args) -> Result<(), String> {
         ("full", ps.clone(), keys.clone()),
     ] {
         let t = Lpm::from_prefixes(ps.iter().copied());
-        let traces: Vec<Vec<usize>> = keys
-            .iter()
-            .map(|k| {
-                let mut l: Vec<usize> = t.trace(k).iter().map(|x| x & ((1 << 48) - 1)).collect();
-                l.dedup();
-                l
-            })
-            .collect();
-        let mut freq: HashMap<usize, u32> = HashMap::new();
-        for tr in &traces {
-            for l in tr {
-                *freq.entry(*l).or_default() += 1;
-            }
-        }
-        let mut by: Vec<(u32, usize)> = freq.iter().map(|(l, c)| (*c, *l)).collect();
-        by.sort_unstable_by(|a, b| b.cmp(a));
-        let hot: std::collections::HashSet<usize> = by.iter().take(16384).map(|x| x.1).collect();
-        let lines: usize = traces.iter().map(|t| t.len()).sum();
-        let cold: usize = traces
-            .iter()
-            .map(|t| t.iter().filter(|l| !hot.contains(l)).count())
-            .sum();
+        // The trie's trace tags each line with its step's kind and depth above bit 40.
+        let trie = LineProfile::of(keys.iter().map(|k| {
+            let mut l: Vec<usize> = t.trace(k).iter().map(|x| x & ((1 << 40) - 1)).collect();
+            l.dedup();
+            l
+        }));
         let m = t.memory();
         println!(
-            "{name}: {} prefixes, {:.1} B/prefix ({:?}); per lookup {:.2} lines, {:.2} outside the hottest 1 MiB; {} distinct lines",
+            "{name}: {} prefixes, {:.1} B/prefix ({:?}); trie: {trie}",
             t.len(),
             m.total() as f64 / t.len() as f64,
             m,
-            lines as f64 / keys.len() as f64,
-            cold as f64 / keys.len() as f64,
-            freq.len()
         );
         let c = t.census();
         println!("  nodes: dense8 {}, range8 {}, range16 {}, range32 {}, range64 {} ({} of them one line), skip {}, tail {}, dense16 {}", c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]);
+        drop(t);
+        let snap = IntervalTable::from_prefixes(ps.iter().copied());
+        let lines = LineProfile::of(keys.iter().map(|k| snap.trace(k)));
+        println!(
+            "  snapshot: {:.1} B/prefix, {} tables, {} intervals; {lines}",
+            snap.memory_bytes() as f64 / snap.len() as f64,
+            snap.tables(),
+            snap.intervals(),
+        );
     }
     Ok(())
+}
+
+/// Lines per lookup over a set of traces (each a lookup's line ids, in order),
+/// and those outside the most used 1 MiB and 2 MiB of lines.
+struct LineProfile {
+    per_lookup: f64,
+    outside_1mib: f64,
+    outside_2mib: f64,
+    distinct: usize,
+}
+
+impl LineProfile {
+    fn of(traces: impl Iterator<Item = Vec<usize>>) -> LineProfile {
+        use std::collections::{HashMap, HashSet};
+        let traces: Vec<Vec<usize>> = traces.collect();
+        let mut freq: HashMap<usize, u32> = HashMap::new();
+        for l in traces.iter().flatten() {
+            *freq.entry(*l).or_default() += 1;
+        }
+        let mut by: Vec<(u32, usize)> = freq.iter().map(|(l, c)| (*c, *l)).collect();
+        by.sort_unstable_by(|a, b| b.cmp(a));
+        let n = traces.len().max(1) as f64;
+        let outside = |lines: usize| {
+            let hot: HashSet<usize> = by.iter().take(lines).map(|x| x.1).collect();
+            traces.iter().flatten().filter(|l| !hot.contains(l)).count() as f64 / n
+        };
+        LineProfile {
+            per_lookup: traces.iter().map(Vec::len).sum::<usize>() as f64 / n,
+            outside_1mib: outside(1 << 14),
+            outside_2mib: outside(1 << 15),
+            distinct: freq.len(),
+        }
+    }
+}
+
+impl std::fmt::Display for LineProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "per lookup {:.2} lines, {:.2} outside the hottest 1 MiB, {:.2} outside the hottest 2 MiB; {} distinct lines",
+            self.per_lookup, self.outside_1mib, self.outside_2mib, self.distinct
+        )
+    }
 }
 
 fn make_table(args: &Args) -> Result<(), String> {

@@ -1,0 +1,90 @@
+//! The memory system's ceiling for a bulk lookup over a table of a given size:
+//! keys per second on one core when each key is a chain of `n` dependent 64-byte
+//! reads at random places in a buffer as large as the table, 64 keys in lockstep,
+//! each key's next line prefetched as soon as it is known (what the snapshot's
+//! bulk kernel does), and no work besides the loads. A lookup that reads `n` lines
+//! per key from beyond the caches cannot beat the rate for `n`, whatever its
+//! algorithm; lpm-bench prints these rates beside the full table's in the same run.
+
+use crate::lpmbench::rate;
+use crate::rng::Rng;
+use chainroute_lpm::prefetch;
+use std::hint::black_box;
+
+/// Keys in flight together, as in the lookups' bulk calls.
+const LOCKSTEP: usize = 64;
+
+/// One 64-byte line of the chase buffer: sixteen random line indices, the one
+/// read at step `s` being `s % 16`, so chains do not fall into one fixed cycle.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u32; 16]);
+
+#[derive(Debug, Clone)]
+pub struct Ceiling {
+    /// Size of the buffer the chains run through.
+    pub bytes: usize,
+    /// `keys_per_sec[n - 1]`: the rate with `n` dependent lines per key.
+    pub keys_per_sec: Vec<f64>,
+}
+
+/// Measures chains of 1 to `max_lines` lines over `bytes` (best of `rounds`
+/// passes over `keys` chains each, per CPU-second like the lookup rates).
+pub fn measure(bytes: usize, max_lines: usize, keys: usize, rounds: usize, seed: u64) -> Ceiling {
+    let n = (bytes / 64).max(1);
+    let mut rng = Rng::new(seed ^ 0x6365_696c);
+    let buf: Vec<Line> = (0..n)
+        .map(|_| Line(std::array::from_fn(|_| rng.below(n as u64) as u32)))
+        .collect();
+    let starts: Vec<u32> = (0..keys).map(|_| rng.below(n as u64) as u32).collect();
+    let keys_per_sec = (1..=max_lines)
+        .map(|lines| {
+            rate(keys, rounds, || {
+                black_box(chase(&buf, &starts, lines));
+            })
+        })
+        .collect();
+    Ceiling {
+        bytes,
+        keys_per_sec,
+    }
+}
+
+/// Follows every chain for `lines` lines, `LOCKSTEP` chains at a time.
+fn chase(buf: &[Line], starts: &[u32], lines: usize) -> u64 {
+    let mut sum = 0u64;
+    let mut cur = [0u32; LOCKSTEP];
+    for batch in starts.chunks(LOCKSTEP) {
+        let cur = &mut cur[..batch.len()];
+        cur.copy_from_slice(batch);
+        for &c in cur.iter() {
+            prefetch(buf[c as usize].0.as_ptr() as *const u64);
+        }
+        for step in 0..lines {
+            for c in cur.iter_mut() {
+                *c = buf[*c as usize].0[step % 16];
+                if step + 1 < lines {
+                    prefetch(buf[*c as usize].0.as_ptr() as *const u64);
+                }
+            }
+        }
+        sum += cur.iter().map(|&c| c as u64).sum::<u64>();
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_follow_the_buffer() {
+        // Line i points everywhere at i + 1 (mod 4): a chain of n lines from s ends at s + n.
+        let buf: Vec<Line> = (0..4u32).map(|i| Line([(i + 1) % 4; 16])).collect();
+        assert_eq!(chase(&buf, &[0, 1, 2], 1), 1 + 2 + 3);
+        assert_eq!(chase(&buf, &[0, 1, 2], 3), 3 + 0 + 1);
+        let c = measure(1 << 16, 3, 1000, 1, 7);
+        assert_eq!(c.keys_per_sec.len(), 3);
+        assert!(c.keys_per_sec.iter().all(|r| r.is_finite() && *r > 0.0));
+    }
+}
