@@ -176,6 +176,7 @@ mod table;
 
 pub use interval::{IntervalTable, INTERVAL_BATCH};
 pub use lookup::{prefetch, BATCH};
+pub use mapping::HugeSlice;
 pub use naive::NaiveLpm;
 pub use snapshot::SHORTEST_MARKED;
 pub use table::{Config, Error, Handle, Lpm, MemoryStats, Reader, Update, DENSE_MIN_PIECES};

@@ -74,9 +74,11 @@ impl Drop for Mapping {
     }
 }
 
-/// An immutable slice that, from 2 MiB up, lives in a [`Mapping`] (elsewhere, and
-/// where mapping fails, on the heap). For `Copy` data built once and then read.
-pub(crate) struct HugeSlice<T: Copy> {
+/// An immutable slice that, from 2 MiB up, lives in a mapping advised to use
+/// transparent huge pages (elsewhere, and where mapping fails, on the heap). For
+/// `Copy` data built once and then read at random: the snapshot's arrays, and the
+/// benchmarks' memory ceiling, which must read the same kind of memory.
+pub struct HugeSlice<T: Copy> {
     ptr: NonNull<T>,
     len: usize,
     _owner: Owner<T>,
@@ -95,7 +97,8 @@ unsafe impl<T: Copy + Send> Send for HugeSlice<T> {}
 unsafe impl<T: Copy + Sync> Sync for HugeSlice<T> {}
 
 impl<T: Copy> HugeSlice<T> {
-    pub(crate) fn from_vec(v: Vec<T>) -> HugeSlice<T> {
+    /// `v`'s elements, copied into a mapping from 2 MiB up.
+    pub fn from_vec(v: Vec<T>) -> HugeSlice<T> {
         let bytes = std::mem::size_of_val(v.as_slice());
         #[cfg(target_os = "linux")]
         if bytes >= HUGE && std::mem::align_of::<T>() <= HUGE {
