@@ -3,8 +3,9 @@
 //! reads at random places in a buffer as large as the table, 64 keys in lockstep,
 //! each key's next line prefetched as soon as it is known (what the snapshot's
 //! bulk kernel does), and no work besides the loads. A lookup that reads `n` lines
-//! per key from beyond the caches cannot beat the rate for `n`, whatever its
-//! algorithm; lpm-bench prints these rates beside the full table's in the same run.
+//! per key from beyond the caches, `n` dependent fetches in this pattern, cannot
+//! beat the rate for `n`; lpm-bench prints these rates beside the full table's in
+//! the same run.
 //! The buffer lives in the same kind of memory as the snapshot's arrays (mapped
 //! for transparent huge pages): on 4 KiB pages the ceiling measured 14-59 % lower
 //! on the development VM (TLB misses), which would flatter the lookups.

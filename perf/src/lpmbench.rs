@@ -264,7 +264,8 @@ impl Pairing<'_> {
 }
 
 /// The memory ceiling's longest chain, in lines per key (the snapshot's bulk
-/// lookup on the full table reads about this many beyond the L2 cache).
+/// lookup on the full table reads one or two beyond the L2 cache, eight in all:
+/// `lpm-bench stats`).
 pub const CEILING_LINES: usize = 4;
 
 /// The ceiling's rates, and the snapshot's bulk rate against each.
