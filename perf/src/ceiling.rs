@@ -30,6 +30,8 @@ pub struct Ceiling {
     pub bytes: usize,
     /// `keys_per_sec[n - 1]`: the rate with `n` dependent lines per key.
     pub keys_per_sec: Vec<f64>,
+    /// Nanoseconds per line of one chain followed alone ([`dependent_line_ns`]).
+    pub dependent_line_ns: f64,
 }
 
 /// Measures chains of 1 to `max_lines` lines over `bytes` (best of `rounds`
@@ -53,7 +55,43 @@ pub fn measure(bytes: usize, max_lines: usize, keys: usize, rounds: usize, seed:
     Ceiling {
         bytes,
         keys_per_sec,
+        dependent_line_ns: dependent_line_ns(bytes, keys.min(1 << 18), rounds, seed),
     }
+}
+
+/// Nanoseconds per line when a single chain runs through a buffer of `bytes`
+/// (one random cycle through all its lines, so every line is as cold as the
+/// buffer allows), each address read from the line before, nothing else in
+/// flight: the latency that a lookup's dependent reads from beyond the caches
+/// pay one after another. A bulk call cannot end before its lookup with the
+/// most such reads has made them (best of `rounds` passes of `steps` lines).
+pub fn dependent_line_ns(bytes: usize, steps: usize, rounds: usize, seed: u64) -> f64 {
+    let buf = HugeSlice::from_vec(cycle(
+        (bytes / 64).max(1),
+        &mut Rng::new(seed ^ 0x0064_6570),
+    ));
+    let lines_per_sec = rate(steps, rounds, || {
+        black_box(follow(&buf, 0, steps));
+    });
+    1e9 / lines_per_sec
+}
+
+/// Lines that link into one cycle through all `n` of them, in random order.
+fn cycle(n: usize, rng: &mut Rng) -> Vec<Line> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let mut lines = vec![Line([0; 16]); n];
+    for (i, &at) in order.iter().enumerate() {
+        lines[at as usize] = Line([order[(i + 1) % n]; 16]);
+    }
+    lines
+}
+
+/// The line `steps` links after `start`.
+fn follow(buf: &[Line], start: u32, steps: usize) -> u32 {
+    (0..steps).fold(start, |at, _| buf[at as usize].0[0])
 }
 
 /// Follows every chain for `lines` lines, `LOCKSTEP` chains at a time.
@@ -92,5 +130,20 @@ mod tests {
         let c = measure(1 << 16, 3, 1000, 1, 7);
         assert_eq!(c.keys_per_sec.len(), 3);
         assert!(c.keys_per_sec.iter().all(|r| r.is_finite() && *r > 0.0));
+        assert!(c.dependent_line_ns.is_finite() && c.dependent_line_ns > 0.0);
+    }
+
+    #[test]
+    fn the_latency_chain_visits_every_line_once() {
+        let buf = cycle(1000, &mut Rng::new(3));
+        let mut seen = vec![false; 1000];
+        let mut at = 17;
+        for _ in 0..1000 {
+            assert!(!seen[at as usize], "line {at} twice");
+            seen[at as usize] = true;
+            at = follow(&buf, at, 1);
+        }
+        assert_eq!(at, 17);
+        assert_eq!(follow(&buf, 17, 1000), 17);
     }
 }

@@ -285,9 +285,10 @@ fn ceiling_text(c: &Ceiling, snapshot_bulk: f64) -> String {
         })
         .collect();
     format!(
-        "memory ceiling over {:.1} MB (the snapshot's size), keys per second by dependent random lines per key, and chainroute-snapshot's bulk rate over each: {}",
+        "memory ceiling over {:.1} MB (the snapshot's size), keys per second by dependent random lines per key, and chainroute-snapshot's bulk rate over each: {}; one chain alone: {:.0} ns per line",
         c.bytes as f64 / 1e6,
-        rates.join(", ")
+        rates.join(", "),
+        c.dependent_line_ns
     )
 }
 
@@ -671,6 +672,7 @@ pub fn to_json(
                     "bytes": c.bytes,
                     "keys_per_sec_by_lines": c.keys_per_sec.iter().map(|r| r.round()).collect::<Vec<_>>(),
                     "snapshot_bulk_over_ceiling": c.keys_per_sec.iter().map(|r| round3(snapshot_bulk / r)).collect::<Vec<_>>(),
+                    "dependent_line_ns": round3(c.dependent_line_ns),
                 });
             }
             v

@@ -18,9 +18,9 @@
 //! builder first (`chainroute_perf::table`). Without `--keys`, `bench` draws a
 //! seeded mix: 70 % inside random prefixes, 15 % on prefix starts, 15 % random.
 
-use chainroute_lpm::{IntervalTable, Lpm};
+use chainroute_lpm::{IntervalTable, Lpm, INTERVAL_BATCH};
 use chainroute_perf::lpmbench::{self, BenchOptions};
-use chainroute_perf::{prefixes, table};
+use chainroute_perf::{ceiling, prefixes, table};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
@@ -178,16 +178,30 @@ fn stats(args: &Args) -> Result<(), String> {
             snap.tables(),
             snap.intervals(),
         );
+        // What the batch's longest lookup costs if each of its reads from beyond
+        // L2 waits for the one before, at the latency of one chain alone over a
+        // buffer of the snapshot's size.
+        let ns = ceiling::dependent_line_ns(snap.memory_bytes(), 1 << 18, 3, args.seed);
+        let wait = lines.batch_longest_2mib * ns;
+        println!(
+            "  one dependent line beyond L2 over {:.1} MB: {ns:.0} ns; a {INTERVAL_BATCH}-key batch's longest lookup reads {:.2} such lines one after another: >= {wait:.0} ns per batch, at most {:.1} M keys/s from that alone",
+            snap.memory_bytes() as f64 / 1e6,
+            lines.batch_longest_2mib,
+            INTERVAL_BATCH as f64 / wait * 1e3,
+        );
     }
     Ok(())
 }
 
 /// Lines per lookup over a set of traces (each a lookup's line ids, in order),
-/// and those outside the most used 1 MiB and 2 MiB of lines.
+/// and those outside the most used 1 MiB and 2 MiB of lines; per batch of
+/// [`INTERVAL_BATCH`] lookups (in order), the most any one of them reads outside
+/// the hottest 2 MiB, averaged over the batches.
 struct LineProfile {
     per_lookup: f64,
     outside_1mib: f64,
     outside_2mib: f64,
+    batch_longest_2mib: f64,
     distinct: usize,
 }
 
@@ -197,29 +211,44 @@ const LINES_PER_MIB: usize = 1 << 14;
 impl LineProfile {
     fn of(traces: impl Iterator<Item = Vec<usize>>) -> LineProfile {
         let traces: Vec<Vec<usize>> = traces.collect();
-        let outside = outside_hottest(&traces, &[LINES_PER_MIB, 2 * LINES_PER_MIB]);
+        let cold_1mib = cold_reads(&traces, LINES_PER_MIB);
+        let cold_2mib = cold_reads(&traces, 2 * LINES_PER_MIB);
         let n = traces.len().max(1) as f64;
+        let per = |v: &[usize]| v.iter().sum::<usize>() as f64 / n;
         LineProfile {
             per_lookup: traces.iter().map(Vec::len).sum::<usize>() as f64 / n,
-            outside_1mib: outside[0] as f64 / n,
-            outside_2mib: outside[1] as f64 / n,
+            outside_1mib: per(&cold_1mib),
+            outside_2mib: per(&cold_2mib),
+            batch_longest_2mib: mean_batch_max(&cold_2mib),
             distinct: traces.iter().flatten().collect::<HashSet<_>>().len(),
         }
     }
 }
 
-/// For each count in `hot`: how many of the traces' reads fall outside that many
-/// most-read lines (ties broken by line id, so the result is reproducible).
-fn outside_hottest(traces: &[Vec<usize>], hot: &[usize]) -> Vec<usize> {
+/// The most of `counts` in each batch of [`INTERVAL_BATCH`], averaged over the
+/// batches.
+fn mean_batch_max(counts: &[usize]) -> f64 {
+    let batches = counts.chunks(INTERVAL_BATCH);
+    let n = batches.len().max(1) as f64;
+    batches
+        .map(|b| b.iter().max().copied().unwrap_or(0))
+        .sum::<usize>() as f64
+        / n
+}
+
+/// For each trace, how many of its reads fall outside the `hot` lines read most
+/// over all traces (ties broken by line id, so the result is reproducible).
+fn cold_reads(traces: &[Vec<usize>], hot: usize) -> Vec<usize> {
     let mut freq: HashMap<usize, usize> = HashMap::new();
     for l in traces.iter().flatten() {
         *freq.entry(*l).or_default() += 1;
     }
     let mut by: Vec<(usize, usize)> = freq.into_iter().map(|(l, c)| (c, l)).collect();
     by.sort_unstable_by(|a, b| b.cmp(a));
-    let total: usize = by.iter().map(|&(c, _)| c).sum();
-    hot.iter()
-        .map(|&h| total - by.iter().take(h).map(|&(c, _)| c).sum::<usize>())
+    let hot: HashSet<usize> = by.iter().take(hot).map(|&(_, l)| l).collect();
+    traces
+        .iter()
+        .map(|t| t.iter().filter(|l| !hot.contains(l)).count())
         .collect()
 }
 
@@ -227,8 +256,13 @@ impl std::fmt::Display for LineProfile {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(
             f,
-            "per lookup {:.2} lines, {:.2} outside the hottest 1 MiB, {:.2} outside the hottest 2 MiB; {} distinct lines",
-            self.per_lookup, self.outside_1mib, self.outside_2mib, self.distinct
+            "per lookup {:.2} lines, {:.2} outside the hottest 1 MiB, {:.2} outside the hottest 2 MiB (the longest per {}-key batch: {:.2}); {} distinct lines",
+            self.per_lookup,
+            self.outside_1mib,
+            self.outside_2mib,
+            INTERVAL_BATCH,
+            self.batch_longest_2mib,
+            self.distinct
         )
     }
 }
@@ -342,14 +376,35 @@ mod tests {
 
     #[test]
     fn reads_outside_the_hottest_lines() {
-        // Line 1 read 3 times, 2 twice, 3 and 4 once: 7 reads.
+        // Line 1 read 3 times, 2 twice, 3 and 4 once (3 before 4: ties go to the
+        // higher id): 7 reads.
         let traces = vec![vec![1, 2], vec![1, 3], vec![1, 2, 4]];
-        assert_eq!(
-            outside_hottest(&traces, &[0, 1, 2, 4, 9]),
-            vec![7, 4, 2, 0, 0]
-        );
-        let p = LineProfile::of(traces.into_iter());
+        let cold = |hot| cold_reads(&traces, hot);
+        assert_eq!(cold(0), vec![2, 2, 3]);
+        assert_eq!(cold(1), vec![1, 1, 2]);
+        assert_eq!(cold(2), vec![0, 1, 1]);
+        assert_eq!(cold(3), vec![0, 1, 0]);
+        assert_eq!(cold(4), vec![0, 0, 0]);
+        assert_eq!(cold(9), vec![0, 0, 0]);
+        let p = LineProfile::of(traces.clone().into_iter());
         assert_eq!((p.distinct, p.outside_1mib), (4, 0.0));
         assert!((p.per_lookup - 7.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_longest_cold_lookup_of_each_batch() {
+        // A full batch whose longest reads 3, then a batch of one reading 2.
+        let mut cold = vec![0; INTERVAL_BATCH];
+        (cold[5], cold[9]) = (1, 3);
+        cold.push(2);
+        assert_eq!(mean_batch_max(&cold), 2.5);
+        assert_eq!(mean_batch_max(&[]), 0.0);
+        // Lookups of one line each, all different, three times the hottest
+        // 2 MiB: ties go to the higher ids, so the first third are cold, and
+        // their batches' longest reads one.
+        let many: Vec<Vec<usize>> = (0..3 * LINES_PER_MIB).map(|i| vec![i]).collect();
+        let p = LineProfile::of(many.into_iter());
+        assert!((p.outside_2mib - 1.0 / 3.0).abs() < 1e-9);
+        assert!((p.batch_longest_2mib - 1.0 / 3.0).abs() < 1e-9);
     }
 }
