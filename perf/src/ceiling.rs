@@ -6,6 +6,9 @@
 //! per key from beyond the caches, `n` dependent fetches in this pattern, cannot
 //! beat the rate for `n`; lpm-bench prints these rates beside the full table's in
 //! the same run.
+//! Beside it, the latency of one such line when a single chain runs alone
+//! ([`dependent_line_ns`]): what each of a lookup's reads from beyond the caches
+//! costs when it has to wait for the one before.
 //! The buffer lives in the same kind of memory as the snapshot's arrays (mapped
 //! for transparent huge pages): on 4 KiB pages the ceiling measured 14-59 % lower
 //! on the development VM (TLB misses), which would flatter the lookups.

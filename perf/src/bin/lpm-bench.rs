@@ -10,7 +10,8 @@
 //! lpm-bench table --prefixes FILE [--seed N]
 //!     the realistic 256-bit table built from a RouteViews prefix file, to stdout
 //! lpm-bench stats --prefixes FILE [--realistic] [--nkeys N]
-//!     diagnostics: memory, node census, cache lines a lookup touches
+//!     diagnostics: memory, node census, cache lines a lookup touches, the
+//!     longest chain of them beyond L2 per 64-key batch and what it costs here
 //! ```
 //!
 //! File formats: see `chainroute_perf::prefixes` (a prefix line without a value
