@@ -212,8 +212,7 @@ const LINES_PER_MIB: usize = 1 << 14;
 impl LineProfile {
     fn of(traces: impl Iterator<Item = Vec<usize>>) -> LineProfile {
         let traces: Vec<Vec<usize>> = traces.collect();
-        let cold_1mib = cold_reads(&traces, LINES_PER_MIB);
-        let cold_2mib = cold_reads(&traces, 2 * LINES_PER_MIB);
+        let [cold_1mib, cold_2mib] = cold_reads(&traces, [LINES_PER_MIB, 2 * LINES_PER_MIB]);
         let n = traces.len().max(1) as f64;
         let per = |v: &[usize]| v.iter().sum::<usize>() as f64 / n;
         LineProfile {
@@ -237,20 +236,24 @@ fn mean_batch_max(counts: &[usize]) -> f64 {
         / n
 }
 
-/// For each trace, how many of its reads fall outside the `hot` lines read most
-/// over all traces (ties broken by line id, so the result is reproducible).
-fn cold_reads(traces: &[Vec<usize>], hot: usize) -> Vec<usize> {
+/// For each count `h` in `hot` and each trace, how many of the trace's reads
+/// fall outside the `h` lines read most over all traces (ties broken by line
+/// id, so the result is reproducible).
+fn cold_reads<const N: usize>(traces: &[Vec<usize>], hot: [usize; N]) -> [Vec<usize>; N] {
     let mut freq: HashMap<usize, usize> = HashMap::new();
     for l in traces.iter().flatten() {
         *freq.entry(*l).or_default() += 1;
     }
     let mut by: Vec<(usize, usize)> = freq.into_iter().map(|(l, c)| (c, l)).collect();
     by.sort_unstable_by(|a, b| b.cmp(a));
-    let hot: HashSet<usize> = by.iter().take(hot).map(|&(_, l)| l).collect();
-    traces
-        .iter()
-        .map(|t| t.iter().filter(|l| !hot.contains(l)).count())
-        .collect()
+    // Each line's rank: 0 for the most read.
+    let rank: HashMap<usize, usize> = by.iter().enumerate().map(|(r, &(_, l))| (l, r)).collect();
+    hot.map(|h| {
+        traces
+            .iter()
+            .map(|t| t.iter().filter(|l| rank[l] >= h).count())
+            .collect()
+    })
 }
 
 impl std::fmt::Display for LineProfile {
@@ -380,13 +383,17 @@ mod tests {
         // Line 1 read 3 times, 2 twice, 3 and 4 once (3 before 4: ties go to the
         // higher id): 7 reads.
         let traces = vec![vec![1, 2], vec![1, 3], vec![1, 2, 4]];
-        let cold = |hot| cold_reads(&traces, hot);
-        assert_eq!(cold(0), vec![2, 2, 3]);
-        assert_eq!(cold(1), vec![1, 1, 2]);
-        assert_eq!(cold(2), vec![0, 1, 1]);
-        assert_eq!(cold(3), vec![0, 1, 0]);
-        assert_eq!(cold(4), vec![0, 0, 0]);
-        assert_eq!(cold(9), vec![0, 0, 0]);
+        assert_eq!(
+            cold_reads(&traces, [0, 1, 2, 3, 4, 9]),
+            [
+                vec![2, 2, 3],
+                vec![1, 1, 2],
+                vec![0, 1, 1],
+                vec![0, 1, 0],
+                vec![0, 0, 0],
+                vec![0, 0, 0]
+            ]
+        );
         let p = LineProfile::of(traces.clone().into_iter());
         assert_eq!((p.distinct, p.outside_1mib), (4, 0.0));
         assert!((p.per_lookup - 7.0 / 3.0).abs() < 1e-9);
