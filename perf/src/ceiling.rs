@@ -21,11 +21,14 @@ use std::hint::black_box;
 /// Keys in flight together, as in the lookups' bulk calls.
 const LOCKSTEP: usize = 64;
 
-/// One 64-byte line of the chase buffer: sixteen random line indices, the one
-/// read at step `s` being `s % 16`, so chains do not fall into one fixed cycle.
+/// One 64-byte line of the chase buffer: the index of the line after it. The
+/// buffer's lines link into one random cycle through all of them ([`cycle`]), so
+/// no chain comes back to a line before it has passed every other.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-struct Line([u32; 16]);
+struct Line {
+    next: u32,
+}
 
 #[derive(Debug, Clone)]
 pub struct Ceiling {
@@ -42,11 +45,7 @@ pub struct Ceiling {
 pub fn measure(bytes: usize, max_lines: usize, keys: usize, rounds: usize, seed: u64) -> Ceiling {
     let n = (bytes / 64).max(1);
     let mut rng = Rng::new(seed ^ 0x6365_696c);
-    let buf: HugeSlice<Line> = HugeSlice::from_vec(
-        (0..n)
-            .map(|_| Line(std::array::from_fn(|_| rng.below(n as u64) as u32)))
-            .collect(),
-    );
+    let buf = HugeSlice::from_vec(cycle(n, &mut rng));
     let starts: Vec<u32> = (0..keys).map(|_| rng.below(n as u64) as u32).collect();
     let keys_per_sec = (1..=max_lines)
         .map(|lines| {
@@ -58,7 +57,7 @@ pub fn measure(bytes: usize, max_lines: usize, keys: usize, rounds: usize, seed:
     Ceiling {
         bytes,
         keys_per_sec,
-        dependent_line_ns: dependent_line_ns(bytes, keys.min(1 << 18), rounds, seed),
+        dependent_line_ns: latency_ns(&buf, keys.min(1 << 18), rounds),
     }
 }
 
@@ -71,10 +70,15 @@ pub fn measure(bytes: usize, max_lines: usize, keys: usize, rounds: usize, seed:
 pub fn dependent_line_ns(bytes: usize, steps: usize, rounds: usize, seed: u64) -> f64 {
     let buf = HugeSlice::from_vec(cycle(
         (bytes / 64).max(1),
-        &mut Rng::new(seed ^ 0x0064_6570),
+        &mut Rng::new(seed ^ 0x6365_696c),
     ));
+    latency_ns(&buf, steps, rounds)
+}
+
+/// Nanoseconds per line of one chain of `steps` lines through `buf`.
+fn latency_ns(buf: &[Line], steps: usize, rounds: usize) -> f64 {
     let lines_per_sec = rate(steps, rounds, || {
-        black_box(follow(&buf, 0, steps));
+        black_box(follow(buf, 0, steps));
     });
     1e9 / lines_per_sec
 }
@@ -85,16 +89,16 @@ fn cycle(n: usize, rng: &mut Rng) -> Vec<Line> {
     for i in (1..n).rev() {
         order.swap(i, rng.below(i as u64 + 1) as usize);
     }
-    let mut lines = vec![Line([0; 16]); n];
+    let mut lines = vec![Line { next: 0 }; n];
     for (i, &at) in order.iter().enumerate() {
-        lines[at as usize] = Line([order[(i + 1) % n]; 16]);
+        lines[at as usize].next = order[(i + 1) % n];
     }
     lines
 }
 
 /// The line `steps` links after `start`.
 fn follow(buf: &[Line], start: u32, steps: usize) -> u32 {
-    (0..steps).fold(start, |at, _| buf[at as usize].0[0])
+    (0..steps).fold(start, |at, _| buf[at as usize].next)
 }
 
 /// Follows every chain for `lines` lines, `LOCKSTEP` chains at a time.
@@ -105,13 +109,13 @@ fn chase(buf: &[Line], starts: &[u32], lines: usize) -> u64 {
         let cur = &mut cur[..batch.len()];
         cur.copy_from_slice(batch);
         for &c in cur.iter() {
-            prefetch(buf[c as usize].0.as_ptr() as *const u64);
+            prefetch(&buf[c as usize] as *const Line as *const u64);
         }
         for step in 0..lines {
             for c in cur.iter_mut() {
-                *c = buf[*c as usize].0[step % 16];
+                *c = buf[*c as usize].next;
                 if step + 1 < lines {
-                    prefetch(buf[*c as usize].0.as_ptr() as *const u64);
+                    prefetch(&buf[*c as usize] as *const Line as *const u64);
                 }
             }
         }
@@ -126,8 +130,8 @@ mod tests {
 
     #[test]
     fn chains_follow_the_buffer() {
-        // Line i points everywhere at i + 1 (mod 4): a chain of n lines from s ends at s + n.
-        let buf: Vec<Line> = (0..4u32).map(|i| Line([(i + 1) % 4; 16])).collect();
+        // Line i links to i + 1 (mod 4): a chain of n lines from s ends at s + n.
+        let buf: Vec<Line> = (0..4u32).map(|i| Line { next: (i + 1) % 4 }).collect();
         assert_eq!(chase(&buf, &[0, 1, 2], 1), 1 + 2 + 3);
         assert_eq!(chase(&buf, &[0, 1, 2], 3), 3 + 0 + 1);
         let c = measure(1 << 16, 3, 1000, 1, 7);

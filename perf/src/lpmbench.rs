@@ -263,9 +263,10 @@ impl Pairing<'_> {
     }
 }
 
-/// The memory ceiling's longest chain, in lines per key (the snapshot's bulk
-/// lookup on the full table reads one or two beyond the L2 cache, eight in all:
-/// `lpm-bench stats`).
+/// The memory ceiling's longest chain, in lines per key (on the full table the
+/// snapshot's average lookup reads one or two lines from beyond the L2 cache,
+/// eight in all, and the longest of a 64-key batch four or five: `lpm-bench
+/// stats`).
 pub const CEILING_LINES: usize = 4;
 
 /// The ceiling's rates, and the snapshot's bulk rate against each.
