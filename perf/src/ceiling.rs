@@ -9,6 +9,9 @@
 //! Beside it, the latency of one such line when a single chain runs alone
 //! ([`dependent_line_ns`]): what each of a lookup's reads from beyond the caches
 //! costs when it has to wait for the one before.
+//! And that latency over buffers of growing size ([`Ceiling::latency_by_size`]):
+//! where it jumps, the caches end ([`cache_reach`]); a table larger than that
+//! pays the jump on its reads that miss.
 //! The buffer lives in the same kind of memory as the snapshot's arrays (mapped
 //! for transparent huge pages): on 4 KiB pages the ceiling measured 14-59 % lower
 //! on the development VM (TLB misses), which would flatter the lookups.
@@ -38,6 +41,9 @@ pub struct Ceiling {
     pub keys_per_sec: Vec<f64>,
     /// Nanoseconds per line of one chain followed alone ([`dependent_line_ns`]).
     pub dependent_line_ns: f64,
+    /// (buffer bytes, nanoseconds per line of one chain) from 1 MiB up to
+    /// `bytes`, doubling ([`profile_sizes`]); the last is `dependent_line_ns`.
+    pub latency_by_size: Vec<(usize, f64)>,
 }
 
 /// Measures chains of 1 to `max_lines` lines over `bytes` (best of `rounds`
@@ -54,11 +60,44 @@ pub fn measure(bytes: usize, max_lines: usize, keys: usize, rounds: usize, seed:
             })
         })
         .collect();
+    let steps = keys.min(1 << 18);
+    let far_ns = latency_ns(&buf, steps, rounds);
+    drop(buf);
+    let sizes = profile_sizes(bytes);
+    let mut latency_by_size: Vec<(usize, f64)> = sizes[..sizes.len() - 1]
+        .iter()
+        .map(|&b| (b, dependent_line_ns(b, steps, rounds, seed)))
+        .collect();
+    latency_by_size.push((bytes, far_ns));
     Ceiling {
         bytes,
         keys_per_sec,
-        dependent_line_ns: latency_ns(&buf, keys.min(1 << 18), rounds),
+        dependent_line_ns: far_ns,
+        latency_by_size,
     }
+}
+
+/// The buffer sizes of the latency profile: 1 MiB, doubling while under
+/// `bytes`, then `bytes` itself.
+pub fn profile_sizes(bytes: usize) -> Vec<usize> {
+    let mut sizes: Vec<usize> = std::iter::successors(Some(1usize << 20), |b| b.checked_mul(2))
+        .take_while(|&b| b < bytes)
+        .collect();
+    sizes.push(bytes);
+    sizes
+}
+
+/// How far the caches reach in a latency profile (ascending sizes): the
+/// largest size whose latency is under half the largest size's. `None` when
+/// none is (the smallest buffer is already beyond them) or the profile has a
+/// single size.
+pub fn cache_reach(profile: &[(usize, f64)]) -> Option<usize> {
+    let &(_, far) = profile.last()?;
+    profile[..profile.len() - 1]
+        .iter()
+        .rev()
+        .find(|&&(_, ns)| ns < far / 2.0)
+        .map(|&(b, _)| b)
 }
 
 /// Nanoseconds per line when a single chain runs through a buffer of `bytes`
@@ -138,6 +177,37 @@ mod tests {
         assert_eq!(c.keys_per_sec.len(), 3);
         assert!(c.keys_per_sec.iter().all(|r| r.is_finite() && *r > 0.0));
         assert!(c.dependent_line_ns.is_finite() && c.dependent_line_ns > 0.0);
+        assert_eq!(c.latency_by_size, vec![(1 << 16, c.dependent_line_ns)]);
+        let c = measure(5 << 19, 1, 1000, 1, 7);
+        let sizes: Vec<usize> = c.latency_by_size.iter().map(|&(b, _)| b).collect();
+        assert_eq!(sizes, [1 << 20, 2 << 20, 5 << 19]);
+        assert_eq!(c.latency_by_size[2].1, c.dependent_line_ns);
+    }
+
+    #[test]
+    fn profile_sizes_double_up_to_the_buffer() {
+        assert_eq!(profile_sizes(5 << 20), [1 << 20, 2 << 20, 4 << 20, 5 << 20]);
+        assert_eq!(profile_sizes(4 << 20), [1 << 20, 2 << 20, 4 << 20]);
+        assert_eq!(profile_sizes(1000), [1000]);
+    }
+
+    #[test]
+    fn the_caches_reach_to_the_last_size_under_half_the_far_latency() {
+        let mib = 1 << 20;
+        let p = [
+            (mib, 13.0),
+            (2 * mib, 15.0),
+            (4 * mib, 17.0),
+            (8 * mib, 130.0),
+            (16 * mib, 155.0),
+        ];
+        assert_eq!(cache_reach(&p), Some(4 * mib));
+        // The largest size under half the far latency, not the first over it.
+        let q = [(mib, 13.0), (2 * mib, 90.0), (4 * mib, 150.0)];
+        assert_eq!(cache_reach(&q), Some(mib));
+        assert_eq!(cache_reach(&[(mib, 100.0), (2 * mib, 150.0)]), None);
+        assert_eq!(cache_reach(&[(mib, 10.0)]), None);
+        assert_eq!(cache_reach(&[]), None);
     }
 
     #[test]

@@ -285,11 +285,21 @@ fn ceiling_text(c: &Ceiling, snapshot_bulk: f64) -> String {
             )
         })
         .collect();
+    let profile: Vec<String> = c
+        .latency_by_size
+        .iter()
+        .map(|&(b, ns)| format!("{:.1} MB {ns:.0}", b as f64 / 1e6))
+        .collect();
+    let reach = match ceiling::cache_reach(&c.latency_by_size) {
+        Some(b) => format!("the caches reach about {:.1} MB", b as f64 / 1e6),
+        None => "no size measured is within the caches".to_string(),
+    };
     format!(
-        "memory ceiling over {:.1} MB (the snapshot's size), keys per second by dependent random lines per key, and chainroute-snapshot's bulk rate over each: {}; one chain alone: {:.0} ns per line",
+        "memory ceiling over {:.1} MB (the snapshot's size), keys per second by dependent random lines per key, and chainroute-snapshot's bulk rate over each: {}; one chain alone: {:.0} ns per line (by buffer size: {} ns; {reach})",
         c.bytes as f64 / 1e6,
         rates.join(", "),
-        c.dependent_line_ns
+        c.dependent_line_ns,
+        profile.join(", "),
     )
 }
 
@@ -674,6 +684,8 @@ pub fn to_json(
                     "keys_per_sec_by_lines": c.keys_per_sec.iter().map(|r| r.round()).collect::<Vec<_>>(),
                     "snapshot_bulk_over_ceiling": c.keys_per_sec.iter().map(|r| round3(snapshot_bulk / r)).collect::<Vec<_>>(),
                     "dependent_line_ns": round3(c.dependent_line_ns),
+                    "dependent_line_ns_by_size": c.latency_by_size.iter().map(|&(b, ns)| json!({"bytes": b, "ns": round3(ns)})).collect::<Vec<_>>(),
+                    "cache_reach_bytes": ceiling::cache_reach(&c.latency_by_size),
                 });
             }
             v
