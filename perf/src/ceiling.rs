@@ -122,6 +122,122 @@ fn latency_ns(buf: &[Line], steps: usize, rounds: usize) -> f64 {
     1e9 / lines_per_sec
 }
 
+/// Keys per second when each key reads the lines of its own chain (`chains[k]`:
+/// line ids, in the order a lookup read them) one after another, each read's
+/// address waiting for the line before, 64 keys in lockstep, each key's next line
+/// prefetched as soon as its address is known, and no other work: what the
+/// memory system allows a lookup that makes exactly these reads in this order
+/// (best of `rounds` passes, per CPU-second). The distinct lines are laid out in
+/// their order, gaps dropped, in huge-page memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Replay {
+    /// The reads from their lines.
+    pub keys_per_sec: f64,
+    /// The same chains with every read folded onto 64 lines (all in L1): the
+    /// replay's own cost, which the first rate includes.
+    pub in_l1_keys_per_sec: f64,
+}
+
+/// Replays `chains` (see [`Replay`]).
+pub fn replay(chains: &[Vec<usize>], rounds: usize) -> Replay {
+    let mut ids: Vec<usize> = chains.iter().flatten().copied().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let slot = |l: &usize| ids.binary_search(l).expect("a chain's line") as u32;
+    let slots: Vec<Vec<u32>> = chains
+        .iter()
+        .map(|c| c.iter().map(slot).collect())
+        .collect();
+    let folded: Vec<Vec<u32>> = slots
+        .iter()
+        .map(|c| c.iter().map(|s| s % 64).collect())
+        .collect();
+    let run = |slots: &[Vec<u32>], lines: usize| {
+        let steps = Steps::of(slots);
+        // Every line links to 0: a read's value, added to the next slot, makes
+        // that read wait for it without changing where it goes.
+        let buf = HugeSlice::from_vec(vec![Line { next: 0 }; lines.max(1)]);
+        rate(chains.len(), rounds, || {
+            black_box(follow_steps(&buf, &steps));
+        })
+    };
+    Replay {
+        keys_per_sec: run(&slots, ids.len()),
+        in_l1_keys_per_sec: run(&folded, 64),
+    }
+}
+
+/// Chains batch by batch, each batch's chains longest first and step-major:
+/// row `s` holds the `s`-th slot of the batch's chains that are longer than
+/// `s`, a prefix of them, so a replay reads its slots in one stream (as a
+/// lookup reads its keys) and never tests whether a chain has ended.
+struct Steps {
+    slots: Vec<u32>,
+    /// Per row: where its slots start, how many.
+    rows: Vec<(usize, usize)>,
+    /// Per batch: its first row, its rows (the longest chain).
+    batches: Vec<(usize, usize)>,
+}
+
+impl Steps {
+    fn of(chains: &[Vec<u32>]) -> Steps {
+        let mut st = Steps {
+            slots: Vec::new(),
+            rows: Vec::new(),
+            batches: Vec::new(),
+        };
+        for batch in chains.chunks(LOCKSTEP) {
+            let mut batch: Vec<&Vec<u32>> = batch.iter().collect();
+            batch.sort_by_key(|c| std::cmp::Reverse(c.len()));
+            let longest = batch.first().map_or(0, |c| c.len());
+            st.batches.push((st.rows.len(), longest));
+            for s in 0..longest {
+                let from = st.slots.len();
+                st.slots.extend(batch.iter().map_while(|c| c.get(s)));
+                st.rows.push((from, st.slots.len() - from));
+            }
+        }
+        st
+    }
+
+    fn row(&self, r: usize) -> &[u32] {
+        let (from, n) = self.rows[r];
+        &self.slots[from..from + n]
+    }
+}
+
+/// Reads every chain's slots in order, a batch's chains in lockstep; the sum of
+/// the values read last (0 with `replay`'s buffer).
+fn follow_steps(buf: &[Line], steps: &Steps) -> u64 {
+    let mut sum = 0u64;
+    for &(first, longest) in &steps.batches {
+        let mut carry = [0u32; LOCKSTEP];
+        if longest > 0 {
+            for &at in steps.row(first) {
+                prefetch(&buf[at as usize] as *const Line as *const u64);
+            }
+        }
+        for r in first..first + longest {
+            let row = steps.row(r);
+            let next = if r + 1 < first + longest {
+                steps.row(r + 1)
+            } else {
+                &[]
+            };
+            let (with_next, last) = row.split_at(next.len());
+            for ((&at, &nx), c) in with_next.iter().zip(next).zip(carry.iter_mut()) {
+                *c = buf[(at + *c) as usize].next;
+                prefetch(&buf[(nx + *c) as usize] as *const Line as *const u64);
+            }
+            for (&at, c) in last.iter().zip(carry[next.len()..].iter_mut()) {
+                *c = buf[(at + *c) as usize].next;
+            }
+        }
+        sum += carry.iter().map(|&c| c as u64).sum::<u64>();
+    }
+    sum
+}
+
 /// Lines that link into one cycle through all `n` of them, in random order.
 fn cycle(n: usize, rng: &mut Rng) -> Vec<Line> {
     let mut order: Vec<u32> = (0..n as u32).collect();
@@ -182,6 +298,29 @@ mod tests {
         let sizes: Vec<usize> = c.latency_by_size.iter().map(|&(b, _)| b).collect();
         assert_eq!(sizes, [1 << 20, 2 << 20, 5 << 19]);
         assert_eq!(c.latency_by_size[2].1, c.dependent_line_ns);
+    }
+
+    #[test]
+    fn chains_are_followed_through_their_own_slots() {
+        // Line i holds i: each read adds its slot's value to the next slot, so
+        // the last value read is the chain's slots summed (each step from the
+        // running sum), which shows every read happened, in order.
+        let buf: Vec<Line> = (0..8u32).map(|i| Line { next: i }).collect();
+        // 1 -> 1 + 1 = 2 -> 2 + 2 = 4: ends having read line 4, value 4.
+        let follow = |chains: &[Vec<u32>]| follow_steps(&buf, &Steps::of(chains));
+        assert_eq!(follow(&[vec![1, 1, 2]]), 4);
+        // Two chains in lockstep, of different lengths: 3, and 0 -> 0 + 5 = 5.
+        assert_eq!(follow(&[vec![3], vec![0, 5]]), 3 + 5);
+        assert_eq!(follow(&[vec![], vec![7]]), 7);
+        // More chains than one batch holds: each batch on its own.
+        let many: Vec<Vec<u32>> = (0..LOCKSTEP as u32 + 3).map(|k| vec![k % 2, 1]).collect();
+        // Chains from 0 end on line 1 (1), from 1 on line 2 (2).
+        let want: u64 = (0..LOCKSTEP as u64 + 3).map(|k| 1 + k % 2).sum();
+        assert_eq!(follow(&many), want);
+        let chains: Vec<Vec<usize>> = (0..200).map(|k| vec![k * 1000, k * 1000 + 64, 5]).collect();
+        let r = replay(&chains, 1);
+        assert!(r.keys_per_sec.is_finite() && r.keys_per_sec > 0.0);
+        assert!(r.in_l1_keys_per_sec.is_finite() && r.in_l1_keys_per_sec > 0.0);
     }
 
     #[test]

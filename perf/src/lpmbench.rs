@@ -139,7 +139,7 @@ pub fn thread_cpu() -> f64 {
 
 /// Lookups per CPU-second of `f`, which performs `n` lookups per call: the best of
 /// `rounds` timed calls after one warm-up call.
-pub(crate) fn rate(n: usize, rounds: usize, mut f: impl FnMut()) -> f64 {
+pub fn rate(n: usize, rounds: usize, mut f: impl FnMut()) -> f64 {
     f();
     let mut best = f64::MAX;
     for _ in 0..rounds.max(1) {
@@ -292,7 +292,7 @@ fn ceiling_text(c: &Ceiling, snapshot_bulk: f64) -> String {
         .collect();
     let reach = match ceiling::cache_reach(&c.latency_by_size) {
         Some(b) => format!("the caches reach about {:.1} MB", b as f64 / 1e6),
-        None => "no size measured is within the caches".to_string(),
+        None => "no jump between the sizes measured".to_string(),
     };
     format!(
         "memory ceiling over {:.1} MB (the snapshot's size), keys per second by dependent random lines per key, and chainroute-snapshot's bulk rate over each: {}; one chain alone: {:.0} ns per line (by buffer size: {} ns; {reach})",

@@ -156,11 +156,15 @@ fn stats(args: &Args) -> Result<(), String> {
     ] {
         let t = Lpm::from_prefixes(ps.iter().copied());
         // The trie's trace tags each line with its step's kind and depth above bit 40.
-        let trie = LineProfile::of(keys.iter().map(|k| {
-            let mut l: Vec<usize> = t.trace(k).iter().map(|x| x & ((1 << 40) - 1)).collect();
-            l.dedup();
-            l
-        }));
+        let traces: Vec<Vec<usize>> = keys
+            .iter()
+            .map(|k| {
+                let mut l: Vec<usize> = t.trace(k).iter().map(|x| x & ((1 << 40) - 1)).collect();
+                l.dedup();
+                l
+            })
+            .collect();
+        let trie = LineProfile::of(&traces);
         let m = t.memory();
         println!(
             "{name}: {} prefixes, {:.1} B/prefix ({:?}); trie: {trie}",
@@ -172,7 +176,8 @@ fn stats(args: &Args) -> Result<(), String> {
         println!("  nodes: dense8 {}, range8 {}, range16 {}, range32 {}, range64 {} ({} of them one line), skip {}, tail {}, dense16 {}", c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]);
         drop(t);
         let snap = IntervalTable::from_prefixes(ps.iter().copied());
-        let lines = LineProfile::of(keys.iter().map(|k| snap.trace(k)));
+        let traces: Vec<Vec<usize>> = keys.iter().map(|k| snap.trace(k)).collect();
+        let lines = LineProfile::of(&traces);
         println!(
             "  snapshot: {:.1} B/prefix, {} tables, {} intervals; {lines}",
             snap.memory_bytes() as f64 / snap.len() as f64,
@@ -189,6 +194,23 @@ fn stats(args: &Args) -> Result<(), String> {
             snap.memory_bytes() as f64 / 1e6,
             lines.batch_longest_2mib,
             INTERVAL_BATCH as f64 / wait * 1e3,
+        );
+        // The same reads in the same order with the lookup's work taken away,
+        // beside the lookup itself: how much of its time the reads account for.
+        let reads = ceiling::replay(&traces, 5);
+        let mut out = vec![None; INTERVAL_BATCH];
+        let lookups = lpmbench::rate(keys.len(), 5, || {
+            for c in keys.chunks(INTERVAL_BATCH) {
+                snap.lookup_bulk(c, &mut out);
+                std::hint::black_box(&out);
+            }
+        });
+        println!(
+            "  its reads alone (each lookup's lines in its order, one after another, {INTERVAL_BATCH} keys in lockstep, no other work): {:.1} M keys/s ({:.1} with every read in L1: the replay's own cost); the bulk lookup making them: {:.1} M keys/s ({:.2}x of its reads' rate)",
+            reads.keys_per_sec / 1e6,
+            reads.in_l1_keys_per_sec / 1e6,
+            lookups / 1e6,
+            lookups / reads.keys_per_sec,
         );
     }
     Ok(())
@@ -210,9 +232,8 @@ struct LineProfile {
 const LINES_PER_MIB: usize = 1 << 14;
 
 impl LineProfile {
-    fn of(traces: impl Iterator<Item = Vec<usize>>) -> LineProfile {
-        let traces: Vec<Vec<usize>> = traces.collect();
-        let [cold_1mib, cold_2mib] = cold_reads(&traces, [LINES_PER_MIB, 2 * LINES_PER_MIB]);
+    fn of(traces: &[Vec<usize>]) -> LineProfile {
+        let [cold_1mib, cold_2mib] = cold_reads(traces, [LINES_PER_MIB, 2 * LINES_PER_MIB]);
         let n = traces.len().max(1) as f64;
         let per = |v: &[usize]| v.iter().sum::<usize>() as f64 / n;
         LineProfile {
@@ -394,7 +415,7 @@ mod tests {
                 vec![0, 0, 0]
             ]
         );
-        let p = LineProfile::of(traces.clone().into_iter());
+        let p = LineProfile::of(&traces);
         assert_eq!((p.distinct, p.outside_1mib), (4, 0.0));
         assert!((p.per_lookup - 7.0 / 3.0).abs() < 1e-9);
     }
@@ -411,7 +432,7 @@ mod tests {
         // 2 MiB: ties go to the higher ids, so the first third are cold, and
         // their batches' longest reads one.
         let many: Vec<Vec<usize>> = (0..3 * LINES_PER_MIB).map(|i| vec![i]).collect();
-        let p = LineProfile::of(many.into_iter());
+        let p = LineProfile::of(&many);
         assert!((p.outside_2mib - 1.0 / 3.0).abs() < 1e-9);
         assert!((p.batch_longest_2mib - 1.0 / 3.0).abs() < 1e-9);
     }
