@@ -225,4 +225,12 @@ fn bench_json_has_the_specified_shape() {
         );
     }
     assert!(doc["lookups_per_sec_under_updates"].as_f64().unwrap() > 0.0);
+    // The full table's memory ceiling: the latency profile ends at the
+    // snapshot's size with the latency reported for it.
+    let c = &tables[1]["memory_ceiling"];
+    let by_size = c["dependent_line_ns_by_size"].as_array().expect("profile");
+    let far = by_size.last().expect("one size at least");
+    assert_eq!(far["bytes"], c["bytes"]);
+    assert_eq!(far["ns"], c["dependent_line_ns"]);
+    assert!(c.get("cache_reach_bytes").is_some());
 }
