@@ -62,6 +62,7 @@ pub fn measure(bytes: usize, max_lines: usize, keys: usize, rounds: usize, seed:
         .collect();
     let steps = keys.min(1 << 18);
     let far_ns = latency_ns(&buf, steps, rounds);
+    // Freed before the profile's smaller buffers are made.
     drop(buf);
     let sizes = profile_sizes(bytes);
     let mut latency_by_size: Vec<(usize, f64)> = sizes[..sizes.len() - 1]
@@ -89,8 +90,8 @@ pub fn profile_sizes(bytes: usize) -> Vec<usize> {
 
 /// How far the caches reach in a latency profile (ascending sizes): the
 /// largest size whose latency is under half the largest size's. `None` when
-/// none is (the smallest buffer is already beyond them) or the profile has a
-/// single size.
+/// no smaller size is (the latency does not jump within the sizes measured:
+/// all of them are within the caches, or all beyond) or there is one size.
 pub fn cache_reach(profile: &[(usize, f64)]) -> Option<usize> {
     let &(_, far) = profile.last()?;
     profile[..profile.len() - 1]
@@ -122,13 +123,7 @@ fn latency_ns(buf: &[Line], steps: usize, rounds: usize) -> f64 {
     1e9 / lines_per_sec
 }
 
-/// Keys per second when each key reads the lines of its own chain (`chains[k]`:
-/// line ids, in the order a lookup read them) one after another, each read's
-/// address waiting for the line before, 64 keys in lockstep, each key's next line
-/// prefetched as soon as its address is known, and no other work: what the
-/// memory system allows a lookup that makes exactly these reads in this order
-/// (best of `rounds` passes, per CPU-second). The distinct lines are laid out in
-/// their order, gaps dropped, in huge-page memory.
+/// What a lookup's reads alone allow ([`replay`]), in keys per second.
 #[derive(Debug, Clone, Copy)]
 pub struct Replay {
     /// The reads from their lines.
@@ -138,7 +133,13 @@ pub struct Replay {
     pub in_l1_keys_per_sec: f64,
 }
 
-/// Replays `chains` (see [`Replay`]).
+/// Keys per second when each key reads the lines of its own chain (`chains[k]`:
+/// line ids, in the order a lookup read them) one after another, each read's
+/// address waiting for the line before, 64 keys in lockstep, each key's next line
+/// prefetched as soon as its address is known, and no other work: what the
+/// memory system allows a lookup that makes exactly these reads in this order
+/// (best of `rounds` passes, per CPU-second). The distinct lines are laid out in
+/// their order, gaps dropped, in huge-page memory.
 pub fn replay(chains: &[Vec<usize>], rounds: usize) -> Replay {
     let mut ids: Vec<usize> = chains.iter().flatten().copied().collect();
     ids.sort_unstable();
