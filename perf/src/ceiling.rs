@@ -41,8 +41,9 @@ pub struct Ceiling {
     pub keys_per_sec: Vec<f64>,
     /// Nanoseconds per line of one chain followed alone ([`dependent_line_ns`]).
     pub dependent_line_ns: f64,
-    /// (buffer bytes, nanoseconds per line of one chain) from 1 MiB up to
-    /// `bytes`, doubling ([`profile_sizes`]); the last is `dependent_line_ns`.
+    /// (buffer bytes, nanoseconds per line of one chain) from 1 MiB, doubling
+    /// while under `bytes`, then `bytes` itself, whose latency is
+    /// `dependent_line_ns`.
     pub latency_by_size: Vec<(usize, f64)>,
 }
 
@@ -80,7 +81,7 @@ pub fn measure(bytes: usize, max_lines: usize, keys: usize, rounds: usize, seed:
 
 /// The buffer sizes of the latency profile: 1 MiB, doubling while under
 /// `bytes`, then `bytes` itself.
-pub fn profile_sizes(bytes: usize) -> Vec<usize> {
+fn profile_sizes(bytes: usize) -> Vec<usize> {
     let mut sizes: Vec<usize> = std::iter::successors(Some(1usize << 20), |b| b.checked_mul(2))
         .take_while(|&b| b < bytes)
         .collect();
