@@ -50,9 +50,9 @@ pub struct Ceiling {
 /// Measures chains of 1 to `max_lines` lines over `bytes` (best of `rounds`
 /// passes over `keys` chains each, per CPU-second like the lookup rates).
 pub fn measure(bytes: usize, max_lines: usize, keys: usize, rounds: usize, seed: u64) -> Ceiling {
-    let n = (bytes / 64).max(1);
-    let mut rng = Rng::new(seed ^ 0x6365_696c);
-    let buf = HugeSlice::from_vec(cycle(n, &mut rng));
+    let mut rng = run_rng(seed);
+    let buf = cycle_buffer(bytes, &mut rng);
+    let n = buf.len();
     let starts: Vec<u32> = (0..keys).map(|_| rng.below(n as u64) as u32).collect();
     let keys_per_sec = (1..=max_lines)
         .map(|lines| {
@@ -109,11 +109,18 @@ pub fn cache_reach(profile: &[(usize, f64)]) -> Option<usize> {
 /// pay one after another. A bulk call cannot end before its lookup with the
 /// most such reads has made them (best of `rounds` passes of `steps` lines).
 pub fn dependent_line_ns(bytes: usize, steps: usize, rounds: usize, seed: u64) -> f64 {
-    let buf = HugeSlice::from_vec(cycle(
-        (bytes / 64).max(1),
-        &mut Rng::new(seed ^ 0x6365_696c),
-    ));
-    latency_ns(&buf, steps, rounds)
+    latency_ns(&cycle_buffer(bytes, &mut run_rng(seed)), steps, rounds)
+}
+
+/// The generator a run's buffers and chain starts are drawn from.
+fn run_rng(seed: u64) -> Rng {
+    Rng::new(seed ^ 0x6365_696c)
+}
+
+/// A buffer of `bytes` (one line at least) in huge-page memory, its lines
+/// linked into one random cycle ([`cycle`]).
+fn cycle_buffer(bytes: usize, rng: &mut Rng) -> HugeSlice<Line> {
+    HugeSlice::from_vec(cycle((bytes / 64).max(1), rng))
 }
 
 /// Nanoseconds per line of one chain of `steps` lines through `buf`.
